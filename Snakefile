@@ -1,0 +1,31 @@
+# cfgrl workflow: data -> train (method, env, seed) -> evaluate (method, env, seed, w) -> cells -> report.
+# Spec: `--config spec=specs/X.yaml` or `--configfile specs/X.yaml`; the default is specs/default.yaml.
+import sys
+
+from cfgrl.spec import SpecError, eval_cells, load_spec
+
+SPEC_PATH = config.get("spec") or (workflow.overwrite_configfiles[-1] if workflow.overwrite_configfiles
+                                   else "specs/default.yaml")
+try:
+    SPEC = load_spec(SPEC_PATH)
+except SpecError as err:
+    sys.stderr.write(f"error: {err}\n")
+    sys.exit(1)
+
+OUT = f"results/{SPEC['name']}"
+CELLS = eval_cells(SPEC)
+
+
+wildcard_constraints:
+    seed=r"\d+",
+    w=r"[^/]+",
+    method=r"[A-Za-z0-9_]+",
+    env=r"[A-Za-z0-9_.-]+",
+
+
+rule all:
+    input:
+        f"{OUT}/report.md",
+
+
+include: "rules/pipeline.smk"

@@ -1,0 +1,1 @@
+"""Statistics, figures, tables and reports built from per-cell evaluation results."""

@@ -1,0 +1,38 @@
+"""The cells table: one row per (method, env, seed, w) evaluation result file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CELL_COLUMNS = ["method", "env", "seed", "w", "success", "episodes", "spec_hash", "code_version", "path"]
+
+
+def read_cell(path: str | Path) -> dict:
+    """One result JSON -> one row. `success` is the mean over the cell's episodes (episodes averaged first)."""
+    with open(path) as f:
+        result = json.load(f)
+    episodes = result["episodes"]
+    success = float(np.mean([e["success"] for e in episodes]))
+    return {
+        "method": result["method"],
+        "env": result["env"],
+        "seed": int(result["seed"]),
+        "w": np.nan if result["w"] is None else float(result["w"]),
+        "success": success,
+        "episodes": len(episodes),
+        "spec_hash": result["provenance"].get("spec_hash"),
+        "code_version": result["provenance"].get("code_version"),
+        "path": str(path),
+    }
+
+
+def collect_cells(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Read every result file into the cells table, sorted by (method, env, w, seed)."""
+    rows = [read_cell(p) for p in paths]
+    table = pd.DataFrame(rows, columns=CELL_COLUMNS)
+    return table.sort_values(["method", "env", "w", "seed"], na_position="first").reset_index(drop=True)

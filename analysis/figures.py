@@ -1,0 +1,54 @@
+"""Figures in one style (matplotlib, PNG and PDF)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+STYLE = {"figure.dpi": 120, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
+         "axes.spines.right": False, "font.size": 10, "legend.frameon": False}
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
+
+
+def save(fig: plt.Figure, stem: Path) -> list[Path]:
+    """Write stem.png and stem.pdf; return both paths."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    for p in paths:
+        fig.savefig(p, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def success_vs_w(summary: pd.DataFrame, env: str, stem: Path, ylabel: str = "success rate (%)") -> list[Path]:
+    """Guided methods as lines over w with CI bands; unguided methods as horizontal levels with bands.
+
+    summary: rows of analysis.stats.summarize (mean, ci_low, ci_high as fractions).
+    """
+    sub = summary[summary["env"] == env]
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(5.2, 3.4))
+        guided = sub[sub["w"].notna()]
+        unguided = sub[sub["w"].isna()]
+        ws = np.sort(guided["w"].unique()) if len(guided) else np.array([0.0, 1.0])
+        for k, (method, g) in enumerate(guided.groupby("method")):
+            g = g.sort_values("w")
+            c = COLORS[k % len(COLORS)]
+            ax.plot(g["w"], 100 * g["mean"], "o-", color=c, label=f"{method} (n={g['n_seeds'].max()} seeds)")
+            ax.fill_between(g["w"], 100 * g["ci_low"], 100 * g["ci_high"], color=c, alpha=0.2)
+        for k, row in enumerate(unguided.itertuples()):
+            c = COLORS[(len(guided["method"].unique()) + k) % len(COLORS)]
+            ax.axhline(100 * row.mean, color=c, ls="--", label=f"{row.method} (n={row.n_seeds} seeds)")
+            ax.axhspan(100 * row.ci_low, 100 * row.ci_high, color=c, alpha=0.12)
+        ax.set_xlim(ws.min() - 0.1, ws.max() + 0.1)
+        ax.set_xlabel("guidance weight w  (w=0: flow BC, w=1: flow GCBC)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{env}: mean and 95% bootstrap CI over seeds", fontsize=9)
+        ax.legend(fontsize=8, loc="best")
+        return save(fig, stem)

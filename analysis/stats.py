@@ -1,0 +1,58 @@
+"""Seed-level statistics. Seeds are the unit of replication: every input array here holds one number per
+seed (episodes already averaged within the seed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+def bootstrap_ci(per_seed: np.ndarray, ci: float = 0.95, n_resamples: int = 10_000,
+                 random_state: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean over seeds. per_seed (n_seeds,) -> (low, high).
+
+    With one seed, or all seeds equal, the interval collapses to the mean.
+    """
+    x = np.asarray(per_seed, dtype=float)
+    if len(x) == 0:
+        return (np.nan, np.nan)
+    if len(x) == 1 or np.all(x == x[0]):
+        return (float(x.mean()), float(x.mean()))
+    res = stats.bootstrap((x,), np.mean, confidence_level=ci, n_resamples=n_resamples, method="percentile",
+                          random_state=np.random.default_rng(random_state), vectorized=True)
+    return (float(res.confidence_interval.low), float(res.confidence_interval.high))
+
+
+def summarize(cells: pd.DataFrame, ci: float = 0.95, n_resamples: int = 10_000, random_state: int = 0
+              ) -> pd.DataFrame:
+    """Per (method, env, w): n_seeds, mean, std (ddof=1), ci_low, ci_high of the per-seed success.
+
+    cells: the cells table (one row per method, env, seed, w).
+    """
+    rows = []
+    for (method, env, w), group in cells.groupby(["method", "env", "w"], dropna=False, sort=True):
+        x = group.sort_values("seed")["success"].to_numpy()
+        lo, hi = bootstrap_ci(x, ci, n_resamples, random_state)
+        rows.append({"method": method, "env": env, "w": w, "n_seeds": len(x), "mean": float(x.mean()),
+                     "std": float(x.std(ddof=1)) if len(x) > 1 else 0.0, "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows)
+
+
+def paired_differences(cells: pd.DataFrame, method: str, reference_w: float, ci: float = 0.95,
+                       n_resamples: int = 10_000, random_state: int = 0) -> pd.DataFrame:
+    """For a guided method: per (env, w), the per-seed difference success(w) - success(reference_w) on the
+    same checkpoints, with its mean and bootstrap CI over seeds. Paired on seed."""
+    sub = cells[cells["method"] == method]
+    rows = []
+    for env, env_cells in sub.groupby("env"):
+        ref = env_cells[env_cells["w"] == reference_w].set_index("seed")["success"]
+        for w, group in env_cells.groupby("w"):
+            cur = group.set_index("seed")["success"]
+            common = ref.index.intersection(cur.index)
+            d = (cur.loc[common] - ref.loc[common]).sort_index().to_numpy()
+            lo, hi = bootstrap_ci(d, ci, n_resamples, random_state)
+            rows.append({"method": method, "env": env, "w": w, "reference_w": reference_w, "n_seeds": len(d),
+                         "mean_diff": float(d.mean()) if len(d) else np.nan, "ci_low": lo, "ci_high": hi,
+                         "seeds_better": int((d > 0).sum()), "seeds_worse": int((d < 0).sum())})
+    return pd.DataFrame(rows)

@@ -1,0 +1,3 @@
+from cfgrl.cli import main
+
+main()

@@ -1,0 +1,101 @@
+"""What every method shares: the training config fields, the agent interface, and its checkpointable state."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+
+@dataclass
+class TrainConfig:
+    """Fields every method has. Methods subclass this and add their own, each with a comment."""
+
+    steps: int = 100_000  # gradient updates
+    batch_size: int = 256  # transitions per update
+    lr: float = 3e-4  # Adam(W) learning rate
+    weight_decay: float = 0.0  # AdamW weight decay
+    log_every: int = 1_000  # updates between metric rows (the only host syncs in the loop)
+    checkpoint_every: int = 10_000  # updates between resumable checkpoints
+    device: str = "auto"  # 'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1', ...
+
+
+def config_from_dict(cls: type, values: dict[str, Any], where: str) -> Any:
+    """Build a config dataclass from a dict, refusing unknown fields (`where` names the source in errors)."""
+    known = {f.name for f in fields(cls)}
+    for key in values:
+        if key not in known:
+            raise KeyError(f"{where}.{key}: unknown field (known: {', '.join(sorted(known))})")
+    merged = {**asdict(cls()), **values}
+    for f in fields(cls):
+        if isinstance(getattr(cls(), f.name), tuple):
+            merged[f.name] = tuple(merged[f.name])
+    return cls(**merged)
+
+
+class Agent(nn.Module):
+    """Agent interface.
+
+    - `update(batch)`: one gradient step on a batch of tensors; returns detached scalar tensors keyed
+      'component/name' (no host sync: the training loop converts them only when it logs).
+    - `act(observations (B, obs_dim), goals (B, goal_dim) | None, w (B,) | float)`: actions (B, A) in [-1, 1].
+    - `state_dict()` / `load_state_dict()`: networks, optimiser, sampling RNG and step, so a run resumes exactly.
+    """
+
+    Config: ClassVar[type[TrainConfig]] = TrainConfig
+    guided: ClassVar[bool] = False  # True when `act` uses the guidance weight w
+    goal_conditioned: ClassVar[bool] = False
+
+    def __init__(self, config: TrainConfig, obs_dim: int, action_dim: int, goal_dim: int, device: torch.device,
+                 seed: int) -> None:
+        super().__init__()
+        self.config = config
+        self.obs_dim, self.action_dim, self.goal_dim = obs_dim, action_dim, goal_dim
+        self.device = device
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(seed)
+        self.step = 0
+        self.optimizer: torch.optim.Optimizer | None = None
+
+    def make_optimizer(self) -> None:
+        """One AdamW over all parameters (call at the end of a subclass's __init__, after .to(device))."""
+        self.optimizer = torch.optim.AdamW(
+            self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay,
+            foreach=self.device.type == "cuda",
+        )
+
+    def apply_loss(self, loss: torch.Tensor) -> None:
+        assert self.optimizer is not None
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+
+    def reseed(self, seed: int) -> None:
+        """Reset the sampling RNG (used before evaluation so episodes are reproducible)."""
+        self.generator.manual_seed(seed)
+
+    def full_state(self) -> dict[str, Any]:
+        assert self.optimizer is not None
+        return {
+            "networks": self.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "step": self.step,
+        }
+
+    def load_full_state(self, state: dict[str, Any]) -> None:
+        assert self.optimizer is not None
+        self.load_state_dict(state["networks"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.step = int(state["step"])
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def act(self, observations: torch.Tensor, goals: torch.Tensor | None = None,
+            w: torch.Tensor | float = 1.0) -> torch.Tensor:
+        raise NotImplementedError

@@ -1,0 +1,137 @@
+"""Command line: the thin layer the Snakemake rules call. `cfgrl --help` lists the commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cfgrl.spec import SpecError, load_spec
+
+
+def _spec(path: str) -> dict:
+    try:
+        return load_spec(path)
+    except SpecError as err:
+        sys.exit(f"error: {err}")
+
+
+def cmd_check_spec(args: argparse.Namespace) -> None:
+    from cfgrl.spec import eval_cells
+
+    spec = _spec(args.spec)
+    cells = eval_cells(spec)
+    n_train = len(spec["methods"]) * len(spec["envs"]) * len(spec["seeds"])
+    print(f"{args.spec}: ok ({n_train} training runs, {len(cells)} evaluation cells)")
+
+
+def cmd_data(args: argparse.Namespace) -> None:
+    from cfgrl.datagen import generate_navigate
+    from cfgrl.envs import resolve_env
+
+    spec = _spec(args.spec)
+    info = resolve_env(args.env)
+    data = spec["envs"][args.env]["data"]
+    if data["source"] != "generate":
+        sys.exit(f"error: {args.spec}: envs.{args.env}.data.source: {data['source']!r} is not supported yet")
+    counts = generate_navigate(info.eval_env_id, args.out, episodes=data["episodes"], seed=data["seed"],
+                               noise=data["noise"], workers=args.workers)
+    print(f"wrote {args.out}: {counts['train']} train / {counts['val']} val transitions")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from cfgrl.train import train
+
+    spec = _spec(args.spec)
+    result = train(spec, args.method, args.env, args.seed, args.data, args.out, threads=args.threads)
+    print(f"done: {result}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    import torch
+
+    from cfgrl.envs import resolve_env
+    from cfgrl.evaluate import evaluate_goal_conditioned
+    from cfgrl.io import atomic_write_json
+    from cfgrl.provenance import provenance
+    from cfgrl.train import load_agent
+
+    spec = _spec(args.spec)
+    torch.set_num_threads(args.threads or spec["eval"]["threads"])
+    env_cfg = spec["envs"][args.env]["eval"]
+    agent, record = load_agent(args.model)
+    w = None if args.w in (None, "none") else float(args.w)
+    if agent.guided and w is None:
+        sys.exit(f"error: method {args.method} needs --w")
+    result = evaluate_goal_conditioned(agent, resolve_env(args.env).eval_env_id, env_cfg["tasks"],
+                                       env_cfg["episodes_per_task"], w, spec["eval"]["seed"], args.seed)
+    result.update(method=args.method, env=args.env, seed=args.seed, w=w,
+                  provenance=provenance(spec, device=str(agent.device), eval_seed=spec["eval"]["seed"],
+                                        model=str(args.model), train_provenance=record["provenance"]))
+    atomic_write_json(args.out, result)
+    print(f"{args.method} {args.env} seed{args.seed} w={w}: success {result['success']:.3f} "
+          f"({len(result['episodes'])} episodes, {result['wall_s']:.1f} s)")
+
+
+def cmd_cells(args: argparse.Namespace) -> None:
+    from analysis.cells import collect_cells
+    from cfgrl.io import atomic_write_text
+
+    table = collect_cells(args.results)
+    atomic_write_text(args.out, table.to_csv(index=False))
+    print(f"wrote {args.out}: {len(table)} cells")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from analysis.report import write_report
+
+    spec = _spec(args.spec)
+    path = write_report(spec, args.cells, args.outdir)
+    print(f"wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="cfgrl", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check-spec", help="validate a spec and count its jobs")
+    p.add_argument("spec")
+    p.set_defaults(func=cmd_check_spec)
+
+    p = sub.add_parser("data", help="make one env's dataset (train .npz and its -val.npz)")
+    p.add_argument("--spec", required=True)
+    p.add_argument("--env", required=True)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("train", help="train one (method, env, seed)")
+    for name in ("--spec", "--method", "--env", "--data"):
+        p.add_argument(name, required=True)
+    p.add_argument("--seed", required=True, type=int)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate one (method, env, seed, w) cell")
+    for name in ("--spec", "--method", "--env", "--model"):
+        p.add_argument(name, required=True)
+    p.add_argument("--seed", required=True, type=int)
+    p.add_argument("--w", default=None, help="guidance weight, or 'none' for unguided methods")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("cells", help="collect per-cell result files into one table")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("results", nargs="+")
+    p.set_defaults(func=cmd_cells)
+
+    p = sub.add_parser("report", help="statistics, figures and report.md from a cells table")
+    p.add_argument("--spec", required=True)
+    p.add_argument("--cells", required=True, type=Path)
+    p.add_argument("--outdir", required=True, type=Path)
+    p.set_defaults(func=cmd_report)
+
+    args = parser.parse_args(argv)
+    args.func(args)

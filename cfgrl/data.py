@@ -1,0 +1,104 @@
+"""Datasets in OGBench's .npz layout and the batch samplers that read them.
+
+OGBench layout (compact): per step t of every episode, `observations[t]` (N, obs_dim), `actions[t]` (N, A),
+`terminals[t]` (N,) = 1 on the last step of each episode. A transition (s_t, a_t, s_{t+1}) exists for every
+step that is not an episode's last one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REQUIRED_KEYS = ("observations", "actions", "terminals")
+
+
+class DataError(ValueError):
+    """A dataset file is malformed; the message names the file and the key."""
+
+
+def validate_arrays(arrays: dict[str, np.ndarray], path: str | Path) -> None:
+    """Check keys, shapes and finiteness of an OGBench-layout dataset; raise DataError on the first fault."""
+    for key in REQUIRED_KEYS:
+        if key not in arrays:
+            raise DataError(f"{path}: missing key '{key}'")
+    n = len(arrays["observations"])
+    for key in REQUIRED_KEYS:
+        arr = arrays[key]
+        expected_ndim = 1 if key == "terminals" else 2
+        if arr.ndim != expected_ndim or len(arr) != n:
+            raise DataError(
+                f"{path}: key '{key}' has shape {arr.shape}, expected {'(N,)' if expected_ndim == 1 else '(N, D)'}"
+                f" with N = {n}"
+            )
+    for key in ("observations", "actions"):
+        if not np.isfinite(arrays[key]).all():
+            raise DataError(f"{path}: key '{key}' contains NaN or Inf")
+    if n == 0 or arrays["terminals"][-1] == 0:
+        raise DataError(f"{path}: key 'terminals' must end an episode on the last row")
+
+
+def load_ogbench_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Read an OGBench .npz file, validated, as float32 observations/actions and float32 terminals."""
+    try:
+        with np.load(path) as file:
+            arrays = {k: file[k] for k in file.files}
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: cannot read ({err})") from err
+    validate_arrays(arrays, path)
+    arrays["observations"] = arrays["observations"].astype(np.float32, copy=False)
+    arrays["actions"] = arrays["actions"].astype(np.float32, copy=False)
+    arrays["terminals"] = arrays["terminals"].astype(np.float32, copy=False)
+    return arrays
+
+
+@dataclass
+class GoalSampler:
+    """Goal-conditioned batches: (s_t, a_t, g) with g a future state of the same episode.
+
+    observations (N, obs_dim), actions (N, A), terminals (N,); goals are `observations[goal_idx]` (or
+    `goal_reps[goal_idx]` when given, e.g. OGBench oracle representations (N, goal_dim)).
+    `geometric_discount=None` draws the goal index uniformly from t+1 .. episode end (the authors' code);
+    a float gamma draws t + Geometric(1 - gamma), capped at the episode end (the theory's choice).
+    """
+
+    observations: np.ndarray
+    actions: np.ndarray
+    terminals: np.ndarray
+    goal_reps: np.ndarray | None = None
+    geometric_discount: float | None = None
+
+    def __post_init__(self) -> None:
+        term = self.terminals > 0
+        # last index of the episode each row belongs to
+        ends = np.flatnonzero(term)
+        self.episode_end = ends[np.searchsorted(ends, np.arange(len(term)))]
+        self.valid_idxs = np.flatnonzero(~term)  # rows with a successor state in the same episode
+        if len(self.valid_idxs) == 0:
+            raise DataError("dataset has no transitions (every episode has length 1)")
+
+    @property
+    def goal_source(self) -> np.ndarray:
+        return self.observations if self.goal_reps is None else self.goal_reps
+
+    def sample_goal_idxs(self, idxs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Future-state goal indices (B,) for rows idxs (B,), each in [idx + 1, episode end]."""
+        end = self.episode_end[idxs]
+        if self.geometric_discount is None:
+            u = rng.random(len(idxs))
+            goal = np.floor(idxs + 1 + u * (end - idxs)).astype(np.int64)
+        else:
+            goal = idxs + rng.geometric(1.0 - self.geometric_discount, size=len(idxs))
+        return np.minimum(goal, end)
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Return observations (B, obs_dim), actions (B, A), goals (B, goal_dim)."""
+        idxs = self.valid_idxs[rng.integers(len(self.valid_idxs), size=batch_size)]
+        goal_idxs = self.sample_goal_idxs(idxs, rng)
+        return {
+            "observations": self.observations[idxs],
+            "actions": self.actions[idxs],
+            "goals": self.goal_source[goal_idxs],
+        }

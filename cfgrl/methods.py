@@ -1,0 +1,20 @@
+"""The method registry: spec name -> agent class (imported lazily so the CLI starts fast)."""
+
+from __future__ import annotations
+
+import importlib
+
+from cfgrl.agent import Agent
+
+METHODS: dict[str, str] = {
+    "gcbc": "baselines.gcbc:GCBC",  # Gaussian goal-conditioned BC
+    "gc_cfgrl": "cfgrl.gc_cfgrl:GCCFGRL",  # goal-conditioned CFGRL (flow GCBC + guidance on the goal)
+}
+
+
+def method_class(name: str) -> type[Agent]:
+    """The agent class registered under `name`."""
+    if name not in METHODS:
+        raise KeyError(f"unknown method {name!r} (known: {', '.join(sorted(METHODS))})")
+    module, attr = METHODS[name].split(":")
+    return getattr(importlib.import_module(module), attr)

@@ -1,0 +1,199 @@
+"""Experiment specs: load a YAML file, validate it before any job runs, fill in defaults.
+
+Every error is one line that names the file and the field, e.g.
+`specs/x.yaml: methods.gc_cfgrl.w[2]: must be a number, got 'high'`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import types
+import typing
+from dataclasses import asdict, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from cfgrl.agent import TrainConfig
+from cfgrl.envs import resolve_env
+from cfgrl.methods import METHODS, method_class
+
+DEFAULTS: dict[str, Any] = {
+    "eval": {"seed": 10_000, "threads": 1},  # base seed of evaluation episodes; torch threads per eval job
+    "train": {"threads": 1},  # torch threads per training job
+    "analysis": {"ci": 0.95, "bootstrap_resamples": 10_000, "bootstrap_seed": 0},
+}
+ENV_DEFAULTS: dict[str, Any] = {
+    "data": {"episodes": 1000, "noise": 0.2, "seed": 0},
+    "eval": {"episodes_per_task": 10, "tasks": [1, 2, 3, 4, 5]},
+}
+_TYPE_NAMES = {"integer": "an integer", "number": "a number", "string": "a string", "array": "a list",
+               "object": "a mapping", "boolean": "true or false"}
+
+
+class SpecError(ValueError):
+    """An invalid spec; str() is a one-line message naming the file and the field."""
+
+
+def schema() -> dict[str, Any]:
+    return yaml.safe_load(resources.files("cfgrl").joinpath("schema.yaml").read_text())
+
+
+def _field(path: typing.Iterable[Any]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _schema_message(err: jsonschema.ValidationError) -> tuple[str, str]:
+    """(field, message) for a jsonschema error, phrased for people."""
+    path = list(err.absolute_path)
+    v = err.validator
+    if v == "additionalProperties":
+        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+        key = extra[0] if extra else "?"
+        parent = _field(path)
+        if path == ["methods"]:
+            return _field([*path, key]), f"unknown method '{key}' (known: {', '.join(sorted(METHODS))})"
+        allowed = ", ".join(sorted(err.schema.get("properties", {})))
+        return _field([*path, key]), f"unknown key '{key}' in {parent} (allowed: {allowed})"
+    if v == "required":
+        missing = err.message.split("'")[1] if "'" in err.message else err.message
+        return _field([*path, missing]), "required field is missing"
+    if v == "type":
+        want = err.validator_value
+        want = " or ".join(_TYPE_NAMES.get(t, t) for t in (want if isinstance(want, list) else [want]))
+        return _field(path), f"must be {want}, got {err.instance!r}"
+    if v in ("minItems", "minProperties"):
+        return _field(path), "must not be empty"
+    if v == "enum":
+        return _field(path), f"must be one of {err.validator_value}, got {err.instance!r}"
+    return _field(path), err.message
+
+
+def _merge(defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(defaults)
+    for k, v in given.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _check_value(cls: type, name: str, value: Any) -> str | None:
+    """Return a complaint if `value` does not fit the dataclass field's annotation, else None."""
+    hints = typing.get_type_hints(cls)
+    hint = hints[name]
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for opt in options:
+        origin = typing.get_origin(opt)
+        if opt is type(None) and value is None:
+            return None
+        if opt is bool and isinstance(value, bool):
+            return None
+        if opt is int and isinstance(value, int) and not isinstance(value, bool):
+            return None
+        if opt is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return None
+        if opt is str and isinstance(value, str):
+            return None
+        if origin is tuple and isinstance(value, list) and all(isinstance(x, int) for x in value):
+            return None
+    return f"must be {' or '.join(getattr(o, '__name__', str(o)) for o in options)}, got {value!r}"
+
+
+def method_config(spec: dict[str, Any], method: str) -> TrainConfig:
+    """The method's config dataclass with the spec's overrides applied."""
+    cls = method_class(method).Config
+    given = dict(spec["methods"][method].get("config") or {})
+    values = {**asdict(cls()), **given}
+    for f in fields(cls):
+        if isinstance(values[f.name], list):
+            values[f.name] = tuple(values[f.name])
+    return cls(**values)
+
+
+def load_spec(path: str | Path) -> dict[str, Any]:
+    """Read, validate and complete a spec. Raises SpecError (one line) on the first problem found."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as err:
+        raise SpecError(f"{path}: file not found") from err
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise SpecError(f"{path}:{where} not valid YAML ({getattr(err, 'problem', err)})") from err
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: (top level): must be a mapping of spec fields")
+
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(raw), key=lambda e: (len(e.absolute_path), list(map(str, e.path))))
+    if errors:
+        field, message = _schema_message(errors[0])
+        raise SpecError(f"{path}: {field}: {message}")
+
+    spec = _merge(DEFAULTS, raw)
+    for env_name, env in spec["envs"].items():
+        try:
+            info = resolve_env(env_name)
+        except KeyError as err:
+            raise SpecError(f"{path}: envs.{env_name}: {err.args[0]}") from err
+        spec["envs"][env_name] = _merge(ENV_DEFAULTS, env)
+        if spec["envs"][env_name]["data"]["source"] == "generate" and not info.generators:
+            raise SpecError(f"{path}: envs.{env_name}.data.source: no offline generator for this env")
+        bad = [t for t in spec["envs"][env_name]["eval"]["tasks"] if t > info.num_tasks]
+        if bad:
+            raise SpecError(f"{path}: envs.{env_name}.eval.tasks: task {bad[0]} > {info.num_tasks} tasks")
+
+    for name, entry in spec["methods"].items():
+        where = f"methods.{name}"
+        if name not in METHODS:
+            raise SpecError(f"{path}: {where}: unknown method '{name}' (known: {', '.join(sorted(METHODS))})")
+        cls = method_class(name)
+        if "w" in entry and not cls.guided:
+            raise SpecError(f"{path}: {where}.w: method '{name}' takes no guidance weight")
+        if cls.guided and "w" not in entry:
+            raise SpecError(f"{path}: {where}.w: required for guided method '{name}'")
+        if cls.guided and len(set(entry["w"])) != len(entry["w"]):
+            raise SpecError(f"{path}: {where}.w: duplicate guidance weights")
+        known = {f.name for f in fields(cls.Config)}
+        for key, value in (entry.get("config") or {}).items():
+            if key not in known:
+                raise SpecError(f"{path}: {where}.config.{key}: unknown field (known: {', '.join(sorted(known))})")
+            problem = _check_value(cls.Config, key, value)
+            if problem:
+                raise SpecError(f"{path}: {where}.config.{key}: {problem}")
+        for env_name in spec["envs"]:
+            if cls.goal_conditioned and resolve_env(env_name).kind != "ogbench-goal":
+                raise SpecError(f"{path}: {where}: goal-conditioned method on non-goal env '{env_name}'")
+    spec["_path"] = str(path)
+    spec["_hash"] = spec_hash(raw)
+    return spec
+
+
+def spec_hash(raw: dict[str, Any]) -> str:
+    """Short content hash of a spec (provenance in every result file)."""
+    return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def w_label(w: float | None) -> str:
+    """File-name label of a guidance weight: 1.5 -> '1.5', 3 -> '3', None (unguided) -> 'none'."""
+    if w is None:
+        return "none"
+    return f"{float(w):g}"
+
+
+def eval_cells(spec: dict[str, Any]) -> list[tuple[str, str, int, str]]:
+    """All (method, env, seed, w label) evaluation cells of a spec."""
+    cells = []
+    for method, entry in spec["methods"].items():
+        labels = [w_label(w) for w in entry["w"]] if "w" in entry else [w_label(None)]
+        for env in spec["envs"]:
+            for seed in spec["seeds"]:
+                cells.extend((method, env, seed, lab) for lab in labels)
+    return cells

@@ -1,0 +1,133 @@
+"""The one training loop every method goes through: sample batches, update, log, checkpoint, resume.
+
+Outputs in `out_dir`: `model.pt` (networks + config + provenance) and `metrics.csv`, written when training ends.
+While training, `out_dir/_progress/checkpoint.pt` holds networks, optimiser, RNG states, step and the metric
+rows so far; a killed job restarted with the same arguments resumes from it and, on CPU, ends with the same
+parameters as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cfgrl.agent import Agent
+from cfgrl.data import GoalSampler, load_ogbench_npz
+from cfgrl.io import atomic_write, atomic_write_text
+from cfgrl.methods import method_class
+from cfgrl.nets import pick_device
+from cfgrl.provenance import provenance
+from cfgrl.spec import method_config
+
+
+def build_agent(method: str, config: Any, obs_dim: int, action_dim: int, goal_dim: int, device: torch.device,
+                seed: int) -> Agent:
+    torch.manual_seed(seed)  # fixes network initialisation
+    return method_class(method)(config, obs_dim, action_dim, goal_dim, device, seed)
+
+
+def _save(path: Path, obj: Any) -> None:
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def _to_tensors(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def metrics_csv(rows: list[dict[str, float]]) -> str:
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def train(spec: dict[str, Any], method: str, env: str, seed: int, data_path: str | Path, out_dir: str | Path,
+          threads: int | None = None, stop_after: int | None = None) -> dict[str, Any]:
+    """Train `method` on `env`'s dataset with `seed`. `stop_after` ends early (tests of resumption)."""
+    config = method_config(spec, method)
+    device = pick_device(config.device)
+    torch.set_num_threads(threads or spec["train"]["threads"])
+    out_dir = Path(out_dir)
+    ckpt_path = out_dir / "_progress" / "checkpoint.pt"
+
+    data = load_ogbench_npz(data_path)
+    sampler = GoalSampler(data["observations"], data["actions"], data["terminals"],
+                          geometric_discount=getattr(config, "geometric_discount", None))
+    obs_dim, action_dim = data["observations"].shape[1], data["actions"].shape[1]
+    goal_dim = sampler.goal_source.shape[1]
+    agent = build_agent(method, config, obs_dim, action_dim, goal_dim, device, seed)
+    rng = np.random.default_rng(seed)  # fixes batch sampling
+    rows: list[dict[str, float]] = []
+
+    if ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        agent.load_full_state(state["agent"])
+        rng.bit_generator.state = state["numpy_rng"]
+        rows = state["rows"]
+        print(f"resumed from {ckpt_path} at step {agent.step}", flush=True)
+
+    def checkpoint() -> None:
+        _save(ckpt_path, {"agent": agent.full_state(), "numpy_rng": rng.bit_generator.state, "rows": rows})
+
+    show_bar = sys.stderr.isatty()
+    bar = None
+    if show_bar:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.steps, initial=agent.step, desc=f"{method} {env} seed{seed}", unit="step")
+    sums: dict[str, torch.Tensor] = {}
+    n_since_log, t_log = 0, time.perf_counter()
+    agent.train()
+    while agent.step < config.steps:
+        info = agent.update(_to_tensors(sampler.sample(config.batch_size, rng), device))
+        for k, v in info.items():
+            sums[k] = sums[k] + v if k in sums else v.clone()
+        n_since_log += 1
+        if bar is not None:
+            bar.update(1)
+        if agent.step % config.log_every == 0 or agent.step == config.steps:
+            now = time.perf_counter()
+            row = {"step": agent.step, "steps_per_s": n_since_log / max(now - t_log, 1e-9)}
+            row.update({k: float(v / n_since_log) for k, v in sums.items()})  # the only host sync
+            rows.append(row)
+            if not show_bar:
+                print(" ".join(f"{k}={v}" if k == "step" else f"{k}={v:.4g}" for k, v in row.items()), flush=True)
+            sums, n_since_log, t_log = {}, 0, now
+        if agent.step % config.checkpoint_every == 0 and agent.step < config.steps:
+            checkpoint()
+        if stop_after is not None and agent.step >= stop_after:
+            checkpoint()
+            return {"stopped_at": agent.step}
+    if bar is not None:
+        bar.close()
+
+    meta = provenance(spec, method=method, env=env, seed=seed, device=str(device), steps=agent.step,
+                      data=str(data_path))
+    _save(out_dir / "model.pt", {"method": method, "config": asdict(config), "obs_dim": obs_dim,
+                                 "action_dim": action_dim, "goal_dim": goal_dim, "networks": agent.state_dict(),
+                                 "provenance": meta})
+    atomic_write_text(out_dir / "metrics.csv", metrics_csv(rows))
+    ckpt_path.unlink(missing_ok=True)
+    return {"steps": agent.step, "final": rows[-1] if rows else {}}
+
+
+def load_agent(model_path: str | Path, device: torch.device | None = None) -> tuple[Agent, dict[str, Any]]:
+    """Rebuild an agent from `model.pt` for evaluation. Returns (agent in eval mode, the saved record)."""
+    record = torch.load(model_path, map_location="cpu", weights_only=False)
+    cls = method_class(record["method"])
+    config = cls.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in record["config"].items()})
+    device = device or pick_device(config.device)
+    agent = cls(config, record["obs_dim"], record["action_dim"], record["goal_dim"], device, 0)
+    agent.load_state_dict(record["networks"])
+    agent.eval()
+    return agent, record

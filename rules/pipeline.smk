@@ -1,0 +1,90 @@
+# Rules are thin shell calls into the package CLI; the logic lives in cfgrl/ and analysis/.
+
+
+localrules: all, cells, report, figures
+
+
+rule data:
+    output:
+        train=f"{OUT}/data/{{env}}.npz",
+        val=f"{OUT}/data/{{env}}-val.npz",
+    log:
+        f"{OUT}/logs/data/{{env}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/data/{{env}}.tsv"
+    threads: workflow.cores
+    shell:
+        "cfgrl data --spec {SPEC_PATH} --env {wildcards.env} --out {output.train} --workers {threads} > {log} 2>&1"
+
+
+rule train:
+    input:
+        data=f"{OUT}/data/{{env}}.npz",
+    output:
+        model=f"{OUT}/train/{{method}}/{{env}}/seed{{seed}}/model.pt",
+        metrics=f"{OUT}/train/{{method}}/{{env}}/seed{{seed}}/metrics.csv",
+    log:
+        f"{OUT}/logs/train/{{method}}/{{env}}/seed{{seed}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/train/{{method}}/{{env}}/seed{{seed}}.tsv"
+    threads: SPEC["train"]["threads"]
+    resources:
+        mem_mb=4000,
+    shell:
+        "cfgrl train --spec {SPEC_PATH} --method {wildcards.method} --env {wildcards.env} --seed {wildcards.seed}"
+        " --data {input.data} --out $(dirname {output.model}) --threads {threads} > {log} 2>&1"
+
+
+rule evaluate:
+    input:
+        model=f"{OUT}/train/{{method}}/{{env}}/seed{{seed}}/model.pt",
+    output:
+        f"{OUT}/eval/{{method}}/{{env}}/seed{{seed}}/w{{w}}.json",
+    log:
+        f"{OUT}/logs/eval/{{method}}/{{env}}/seed{{seed}}/w{{w}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/eval/{{method}}/{{env}}/seed{{seed}}/w{{w}}.tsv"
+    threads: SPEC["eval"]["threads"]
+    resources:
+        mem_mb=2000,
+    shell:
+        "cfgrl evaluate --spec {SPEC_PATH} --method {wildcards.method} --env {wildcards.env}"
+        " --seed {wildcards.seed} --w {wildcards.w} --model {input.model} --out {output} --threads {threads}"
+        " > {log} 2>&1"
+
+
+rule cells:
+    input:
+        [f"{OUT}/eval/{m}/{e}/seed{s}/w{w}.json" for m, e, s, w in CELLS],
+    output:
+        f"{OUT}/cells.csv",
+    log:
+        f"{OUT}/logs/cells.log",
+    benchmark:
+        f"{OUT}/benchmarks/cells.tsv"
+    shell:
+        "cfgrl cells --out {output} {input} > {log} 2>&1"
+
+
+rule report:
+    input:
+        cells=f"{OUT}/cells.csv",
+    output:
+        report=f"{OUT}/report.md",
+        stats=f"{OUT}/stats.csv",
+    log:
+        f"{OUT}/logs/report.log",
+    benchmark:
+        f"{OUT}/benchmarks/report.tsv"
+    shell:
+        "cfgrl report --spec {SPEC_PATH} --cells {input.cells} --outdir {OUT} > {log} 2>&1"
+
+
+rule figures:
+    # Redraw statistics, figures and report from the existing cells table, without training.
+    input:
+        cells=f"{OUT}/cells.csv",
+    log:
+        f"{OUT}/logs/figures.log",
+    shell:
+        "cfgrl report --spec {SPEC_PATH} --cells {input.cells} --outdir {OUT} > {log} 2>&1"

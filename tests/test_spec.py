@@ -1,0 +1,92 @@
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from cfgrl.spec import SpecError, eval_cells, load_spec
+from tests.conftest import REPO
+
+GOOD = {
+    "name": "t",
+    "seeds": [0, 1],
+    "envs": {"pointmaze-medium-navigate-v0": {"data": {"source": "generate", "episodes": 2}}},
+    "methods": {"gcbc": {"config": {"steps": 10}}, "gc_cfgrl": {"w": [0, 1, 2.5], "config": {"steps": 10}}},
+}
+
+
+def write(tmp_path, spec, name="spec.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_good_spec_loads_with_defaults(tmp_path):
+    spec = load_spec(write(tmp_path, GOOD))
+    assert spec["envs"]["pointmaze-medium-navigate-v0"]["eval"]["episodes_per_task"] == 10
+    assert spec["envs"]["pointmaze-medium-navigate-v0"]["data"]["noise"] == 0.2
+    cells = eval_cells(spec)
+    assert len(cells) == 2 * 1 + 2 * 3
+    assert ("gc_cfgrl", "pointmaze-medium-navigate-v0", 1, "2.5") in cells
+    assert ("gcbc", "pointmaze-medium-navigate-v0", 0, "none") in cells
+
+
+def _mutated(change):
+    spec = yaml.safe_load(yaml.safe_dump(GOOD))
+    change(spec)
+    return spec
+
+
+CASES = [
+    ("unknown method", lambda s: s["methods"].__setitem__("cfgrl_turbo", {}), "methods.cfgrl_turbo",
+     "unknown method 'cfgrl_turbo'"),
+    ("unknown env", lambda s: s["envs"].__setitem__("pointmaze-tiny-navigate-v0", {"data": {"source": "generate"}}),
+     "envs.pointmaze-tiny-navigate-v0", "unknown env"),
+    ("misspelt top-level key", lambda s: s.__setitem__("seed", [0]), "seed", "unknown key 'seed'"),
+    ("misspelt nested key", lambda s: s["envs"]["pointmaze-medium-navigate-v0"]["data"].__setitem__("episods", 3),
+     "envs.pointmaze-medium-navigate-v0.data.episods", "unknown key 'episods'"),
+    ("misspelt config field", lambda s: s["methods"]["gcbc"]["config"].__setitem__("stepz", 3),
+     "methods.gcbc.config.stepz", "unknown field"),
+    ("non-numeric w", lambda s: s["methods"]["gc_cfgrl"].__setitem__("w", [0, 1, "high"]), "methods.gc_cfgrl.w[2]",
+     "must be a number, got 'high'"),
+    ("empty seed list", lambda s: s.__setitem__("seeds", []), "seeds", "must not be empty"),
+    ("wrong config type", lambda s: s["methods"]["gcbc"]["config"].__setitem__("steps", "many"),
+     "methods.gcbc.config.steps", "must be int"),
+    ("w on unguided method", lambda s: s["methods"]["gcbc"].__setitem__("w", [1]), "methods.gcbc.w",
+     "takes no guidance weight"),
+]
+
+
+@pytest.mark.parametrize("label, change, field, fragment", CASES, ids=[c[0] for c in CASES])
+def test_bad_spec_is_rejected_with_one_line(tmp_path, label, change, field, fragment):
+    path = write(tmp_path, _mutated(change))
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: {field}:"), message
+    assert fragment in message
+
+
+def test_snakemake_stops_before_any_job_with_the_one_line_error(tmp_path):
+    path = write(tmp_path, _mutated(lambda s: s["methods"]["gc_cfgrl"].__setitem__("w", ["x"])))
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "-s", str(REPO / "Snakefile"),
+                           "--directory", str(tmp_path), "--config", f"spec={path}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert lines == [f"error: {path}: methods.gc_cfgrl.w[0]: must be a number, got 'x'"], proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_cli_check_spec_reports_the_error(tmp_path):
+    path = write(tmp_path, _mutated(lambda s: s.__setitem__("seeds", [])))
+    proc = subprocess.run([sys.executable, "-m", "cfgrl", "check-spec", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"error: {path}: seeds: must not be empty"
+
+
+def test_shipped_specs_are_valid():
+    for path in sorted((REPO / "specs").glob("*.yaml")):
+        if path.name != "schema.yaml":
+            load_spec(path)
