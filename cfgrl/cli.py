@@ -34,7 +34,7 @@ def cmd_data(args: argparse.Namespace) -> None:
     data = spec["envs"][args.env]["data"]
     if data["source"] != "generate":
         sys.exit(f"error: {args.spec}: envs.{args.env}.data.source: {data['source']!r} is not supported yet")
-    counts = generate_navigate(info.eval_env_id, args.out, episodes=data["episodes"], seed=data["seed"],
+    counts = generate_navigate(info.datagen_env_id, args.out, episodes=data["episodes"], seed=data["seed"],
                                noise=data["noise"], workers=args.workers)
     print(f"wrote {args.out}: {counts['train']} train / {counts['val']} val transitions")
 
@@ -51,7 +51,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     import torch
 
     from cfgrl.envs import resolve_env
-    from cfgrl.evaluate import evaluate_goal_conditioned
+    from cfgrl.evaluate import evaluate
     from cfgrl.io import atomic_write_json
     from cfgrl.provenance import provenance
     from cfgrl.train import load_agent
@@ -63,8 +63,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     w = None if args.w in (None, "none") else float(args.w)
     if agent.guided and w is None:
         sys.exit(f"error: method {args.method} needs --w")
-    result = evaluate_goal_conditioned(agent, resolve_env(args.env).eval_env_id, env_cfg["tasks"],
-                                       env_cfg["episodes_per_task"], w, spec["eval"]["seed"], args.seed)
+    result = evaluate(agent, resolve_env(args.env), env_cfg["tasks"], env_cfg["episodes_per_task"], w,
+                      spec["eval"]["seed"], args.seed)
     result.update(method=args.method, env=args.env, seed=args.seed, w=w,
                   provenance=provenance(spec, device=str(agent.device), eval_seed=spec["eval"]["seed"],
                                         model=str(args.model), train_provenance=record["provenance"]))

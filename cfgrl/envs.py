@@ -1,4 +1,9 @@
-"""Environments the suite evaluates on, named by their OGBench dataset name."""
+"""Environments the suite evaluates on, named by their OGBench dataset name.
+
+- `<maze>-navigate-v0` (kind 'ogbench-goal'): goal-conditioned; OGBench's 5 evaluation tasks; success rate.
+- `<maze>-navigate-singletask[-taskN]-v0` (kind 'ogbench-single'): the same data with rewards relabelled for one
+  task (OGBench's default task is task 1); one evaluation task; success rate and return.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +13,29 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class EnvInfo:
-    dataset: str  # OGBench dataset name, e.g. 'pointmaze-medium-navigate-v0'
-    eval_env_id: str  # gymnasium id of the evaluation environment, e.g. 'pointmaze-medium-v0'
-    kind: str  # 'ogbench-goal': goal-conditioned, OGBench's evaluation tasks, success rate
+    name: str  # the suite's env name = OGBench dataset name, e.g. 'pointmaze-medium-navigate-v0'
+    kind: str  # 'ogbench-goal' or 'ogbench-single'
+    eval_env_id: str  # gymnasium id of the evaluation env, e.g. 'pointmaze-medium-v0'
+    datagen_env_id: str  # gymnasium id the offline generator runs, e.g. 'pointmaze-medium-v0'
     generators: tuple[str, ...]  # offline generators that can make its dataset
-    num_tasks: int = 5  # OGBench evaluation tasks
+    num_tasks: int = 5  # evaluation tasks (goal-conditioned) or 1 (single task)
+
+    @property
+    def goal_conditioned(self) -> bool:
+        return self.kind == "ogbench-goal"
 
 
-_NAVIGATE = re.compile(r"^pointmaze-(medium|large|giant|teleport)-navigate-v0$")
+_NAVIGATE = re.compile(r"^pointmaze-(medium|large|giant|teleport)-navigate(-singletask(-task([1-5]))?)?-v0$")
 
 
 def resolve_env(name: str) -> EnvInfo:
     """Look up an environment by dataset name; KeyError names what is supported."""
     m = _NAVIGATE.match(name)
     if m:
-        return EnvInfo(name, f"pointmaze-{m.group(1)}-v0", "ogbench-goal", ("navigate",))
-    raise KeyError(f"unknown env {name!r} (supported: pointmaze-{{medium,large,giant,teleport}}-navigate-v0)")
+        maze = f"pointmaze-{m.group(1)}"
+        if m.group(2):
+            task = f"-task{m.group(4)}" if m.group(4) else ""
+            return EnvInfo(name, "ogbench-single", f"{maze}-singletask{task}-v0", f"{maze}-v0", ("navigate",), 1)
+        return EnvInfo(name, "ogbench-goal", f"{maze}-v0", f"{maze}-v0", ("navigate",))
+    raise KeyError(f"unknown env {name!r} (supported: pointmaze-{{medium,large,giant,teleport}}-navigate"
+                   "[-singletask[-task1..5]]-v0)")

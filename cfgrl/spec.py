@@ -20,7 +20,7 @@ import jsonschema
 import yaml
 
 from cfgrl.agent import TrainConfig
-from cfgrl.envs import resolve_env
+from cfgrl.envs import EnvInfo, resolve_env
 from cfgrl.methods import METHODS, method_class
 
 DEFAULTS: dict[str, Any] = {
@@ -30,7 +30,7 @@ DEFAULTS: dict[str, Any] = {
 }
 ENV_DEFAULTS: dict[str, Any] = {
     "data": {"episodes": 1000, "noise": 0.2, "seed": 0},
-    "eval": {"episodes_per_task": 10, "tasks": [1, 2, 3, 4, 5]},
+    "eval": {"episodes_per_task": 10},  # tasks: all of the env's evaluation tasks unless given
 }
 _TYPE_NAMES = {"integer": "an integer", "number": "a number", "string": "a string", "array": "a list",
                "object": "a mapping", "boolean": "true or false"}
@@ -144,6 +144,7 @@ def load_spec(path: str | Path) -> dict[str, Any]:
         except KeyError as err:
             raise SpecError(f"{path}: envs.{env_name}: {err.args[0]}") from err
         spec["envs"][env_name] = _merge(ENV_DEFAULTS, env)
+        spec["envs"][env_name]["eval"].setdefault("tasks", list(range(1, info.num_tasks + 1)))
         if spec["envs"][env_name]["data"]["source"] == "generate" and not info.generators:
             raise SpecError(f"{path}: envs.{env_name}.data.source: no offline generator for this env")
         bad = [t for t in spec["envs"][env_name]["eval"]["tasks"] if t > info.num_tasks]
@@ -169,11 +170,22 @@ def load_spec(path: str | Path) -> dict[str, Any]:
             if problem:
                 raise SpecError(f"{path}: {where}.config.{key}: {problem}")
         for env_name in spec["envs"]:
-            if cls.goal_conditioned and resolve_env(env_name).kind != "ogbench-goal":
-                raise SpecError(f"{path}: {where}: goal-conditioned method on non-goal env '{env_name}'")
+            problem = batch_problem(cls, resolve_env(env_name))
+            if problem:
+                raise SpecError(f"{path}: {where}: {problem}")
     spec["_path"] = str(path)
     spec["_hash"] = spec_hash(raw)
     return spec
+
+
+def batch_problem(cls: type, env: EnvInfo) -> str | None:
+    """Why a method cannot train on an env's data (None when it can)."""
+    needs = getattr(cls, "batch_kind", "goals" if cls.goal_conditioned else "transitions")
+    if needs == "goals" and not env.goal_conditioned:
+        return f"goal-conditioned method cannot train on '{env.name}' (no goals; use a *-navigate-v0 env)"
+    if needs == "transitions" and env.goal_conditioned:
+        return f"reward-based method cannot train on '{env.name}' (no rewards; use a *-singletask-v0 env)"
+    return None
 
 
 def spec_hash(raw: dict[str, Any]) -> str:

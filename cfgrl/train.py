@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from cfgrl.agent import Agent
-from cfgrl.data import GoalSampler, load_ogbench_npz
+from cfgrl.data import GoalSampler, TransitionSampler, load_ogbench_npz
+from cfgrl.envs import EnvInfo, resolve_env
 from cfgrl.io import atomic_write, atomic_write_text
 from cfgrl.methods import method_class
 from cfgrl.nets import pick_device
@@ -32,6 +33,21 @@ def build_agent(method: str, config: Any, obs_dim: int, action_dim: int, goal_di
                 seed: int) -> Agent:
     torch.manual_seed(seed)  # fixes network initialisation
     return method_class(method)(config, obs_dim, action_dim, goal_dim, device, seed)
+
+
+def make_sampler(env: EnvInfo, data_path: str | Path, geometric_discount: float | None = None
+                 ) -> GoalSampler | TransitionSampler:
+    """The batch sampler for an env's dataset file: hindsight goals for goal-conditioned envs, reward-labelled
+    transitions (OGBench's own single-task relabelling) for single-task envs."""
+    data = load_ogbench_npz(data_path)  # validates keys, shapes and values with one-line errors
+    if env.goal_conditioned:
+        return GoalSampler(data["observations"], data["actions"], data["terminals"],
+                           geometric_discount=geometric_discount)
+    import ogbench
+
+    _, train_set, _ = ogbench.make_env_and_datasets(env.name, dataset_path=str(data_path), compact_dataset=False)
+    return TransitionSampler(train_set["observations"], train_set["actions"], train_set["rewards"],
+                             train_set["masks"], train_set["next_observations"])
 
 
 def _save(path: Path, obj: Any) -> None:
@@ -60,11 +76,9 @@ def train(spec: dict[str, Any], method: str, env: str, seed: int, data_path: str
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "_progress" / "checkpoint.pt"
 
-    data = load_ogbench_npz(data_path)
-    sampler = GoalSampler(data["observations"], data["actions"], data["terminals"],
-                          geometric_discount=getattr(config, "geometric_discount", None))
-    obs_dim, action_dim = data["observations"].shape[1], data["actions"].shape[1]
-    goal_dim = sampler.goal_source.shape[1]
+    sampler = make_sampler(resolve_env(env), data_path, getattr(config, "geometric_discount", None))
+    obs_dim, action_dim = sampler.observations.shape[1], sampler.actions.shape[1]
+    goal_dim = sampler.goal_source.shape[1] if isinstance(sampler, GoalSampler) else 0
     agent = build_agent(method, config, obs_dim, action_dim, goal_dim, device, seed)
     rng = np.random.default_rng(seed)  # fixes batch sampling
     rows: list[dict[str, float]] = []
