@@ -102,3 +102,32 @@ class GoalSampler:
             "actions": self.actions[idxs],
             "goals": self.goal_source[goal_idxs],
         }
+
+
+@dataclass
+class TransitionSampler:
+    """Reward-labelled batches for offline RL: (s, a, r, mask, s').
+
+    observations (N, obs_dim), actions (N, A), rewards (N,), masks (N,) (0 where s' is terminal),
+    next_observations (N, obs_dim): one row per transition (OGBench's regular, non-compact layout).
+    """
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    masks: np.ndarray
+    next_observations: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.observations)
+        for name in ("actions", "rewards", "masks", "next_observations"):
+            if len(getattr(self, name)) != n:
+                raise DataError(f"transition arrays disagree in length: '{name}' has {len(getattr(self, name))}, "
+                                f"'observations' has {n}")
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Return observations, actions, next_observations (B, ·) and rewards, masks (B,)."""
+        idxs = rng.integers(len(self.observations), size=batch_size)
+        return {"observations": self.observations[idxs], "actions": self.actions[idxs],
+                "rewards": self.rewards[idxs], "masks": self.masks[idxs],
+                "next_observations": self.next_observations[idxs]}
