@@ -18,6 +18,7 @@ CELLS = eval_cells(SPEC)
 
 wildcard_constraints:
     seed=r"\d+",
+    split=r"test|validation",
     w=r"[^/]+",
     method=r"[A-Za-z0-9_]+",
     env=r"[A-Za-z0-9_.-]+",

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-CELL_COLUMNS = ["method", "env", "seed", "w", "success", "episodes", "spec_hash", "code_version", "path"]
+CELL_COLUMNS = ["method", "env", "seed", "w", "split", "success", "return", "episodes", "spec_hash", "code_version",
+                "path"]
 
 
 def read_cell(path: str | Path) -> dict:
@@ -23,7 +24,9 @@ def read_cell(path: str | Path) -> dict:
         "env": result["env"],
         "seed": int(result["seed"]),
         "w": np.nan if result["w"] is None else float(result["w"]),
+        "split": result.get("split", "test"),
         "success": success,
+        "return": float(np.mean([e.get("return", np.nan) for e in episodes])),
         "episodes": len(episodes),
         "spec_hash": result["provenance"].get("spec_hash"),
         "code_version": result["provenance"].get("code_version"),
@@ -35,4 +38,4 @@ def collect_cells(paths: Iterable[str | Path]) -> pd.DataFrame:
     """Read every result file into the cells table, sorted by (method, env, w, seed)."""
     rows = [read_cell(p) for p in paths]
     table = pd.DataFrame(rows, columns=CELL_COLUMNS)
-    return table.sort_values(["method", "env", "w", "seed"], na_position="first").reset_index(drop=True)
+    return table.sort_values(["split", "method", "env", "w", "seed"], na_position="first").reset_index(drop=True)

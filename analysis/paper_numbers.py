@@ -35,8 +35,8 @@ SUITE_METHOD: dict[str, tuple[str, float | None]] = {
     "CFGRL": ("cfgrl", None),
     "Flow GCBC": ("gc_cfgrl", 1.0),
     "GC CFGRL": ("gc_cfgrl", 3.0),
-    "Flow HGCBC": ("hgc_cfgrl", 1.0),
-    "HCFGRL": ("hgc_cfgrl", 3.0),
+    "Flow HGCBC": ("hcfgrl", 1.0),
+    "HCFGRL": ("hcfgrl", 3.0),
 }
 
 # Table 1, ExORL: env -> {method: (mean, std)}; episode return.

@@ -128,7 +128,7 @@ def comparison_plot(comparison: pd.DataFrame, stem: Path, scale: float = 100.0, 
 
 def gc_family_vs_w(cells: pd.DataFrame, stem: Path, envs: Sequence[str] | None = None,
                    flat: tuple[str, Sequence[str]] = ("gc_cfgrl", ("bc", "flow_bc", "gcbc", "flow_gcbc")),
-                   hierarchical: tuple[str, Sequence[str]] = ("hgc_cfgrl", ("hgcbc", "flow_hgcbc")), knob: str = "w",
+                   hierarchical: tuple[str, Sequence[str]] = ("hcfgrl", ("hgcbc", "flow_hgcbc")), knob: str = "w",
                    value: str = "success", scale: float = 100.0, ylabel: str = "success rate (%)", ci: float = 0.95,
                    n_resamples: int = 2000, random_state: int = 0) -> list[Path]:
     """Goal-conditioned family vs w: one row of panels for the flat family and one for the hierarchical one

@@ -1,4 +1,6 @@
-"""results/<spec>/report.md: protocol, tables with CIs, paired w comparisons and figures."""
+"""results/<spec>/report.md: protocol, per-env tables with CIs, paired w comparisons, the reported setting of
+each guided method (by the spec's pre-registered rule) with significance tests against the baselines, and the
+paper's numbers where the paper has the same cell."""
 
 from __future__ import annotations
 
@@ -9,16 +11,29 @@ import numpy as np
 import pandas as pd
 
 from analysis.figures import success_vs_w
-from analysis.stats import paired_differences, summarize
+from analysis.paper_numbers import SUITE_METHOD, lookup
+from analysis.selection import rows_for, select_reported, split_rows
+from analysis.significance import compare_rows
+from analysis.stats import paired_differences, summarize_by
+from cfgrl.envs import resolve_env
 from cfgrl.io import atomic_write_text
-from cfgrl.methods import method_class
 from cfgrl.provenance import code_version
-from cfgrl.spec import method_config
+from cfgrl.spec import label_class, method_config
+
+MAIN_HEADER = ["method", "w", "seeds", "success", "std"]
 
 
 def pct(x: float) -> str:
     """A success fraction as a percentage with one decimal (the report's number format)."""
     return "—" if x is None or np.isnan(x) else f"{100 * x:.1f}"
+
+
+def num(x: float, digits: int = 1) -> str:
+    return "—" if x is None or np.isnan(x) else f"{x:.{digits}f}"
+
+
+def pval(p: float) -> str:
+    return "—" if p is None or np.isnan(p) else (f"{p:.3f}" if p >= 0.001 else "<0.001")
 
 
 def w_text(w: float) -> str:
@@ -31,7 +46,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _protocol(spec: dict[str, Any], cells: pd.DataFrame) -> str:
+def _protocol(spec: dict[str, Any]) -> str:
     lines = [f"- Spec: `{spec['_path']}` (hash `{spec['_hash']}`), code `{code_version()}`.",
              f"- Seeds: {spec['seeds']} (the unit of replication: episodes are averaged within a seed first, "
              f"then mean, std and a {int(100 * spec['analysis']['ci'])}% percentile bootstrap CI "
@@ -44,16 +59,115 @@ def _protocol(spec: dict[str, Any], cells: pd.DataFrame) -> str:
         lines.append(f"- `{env}`: data {src}; evaluation on tasks {e['tasks']} x {e['episodes_per_task']} "
                      f"episodes per cell, episode seeds from eval seed {spec['eval']['seed']} and the training "
                      "seed (the same episodes for every method and w of a seed).")
-    for method, entry in spec["methods"].items():
-        cfg = method_config(spec, method)
+    for label, entry in spec["methods"].items():
+        cfg = method_config(spec, label)
+        cls = label_class(spec, label)
         budget = f"{cfg.steps} updates, batch {cfg.batch_size}, lr {cfg.lr}"
         if hasattr(cfg, "hidden"):
             budget += f", MLP {'x'.join(map(str, cfg.hidden))}"
-        if method_class(method).guided:
+        if cls.guided:
             budget += f", {cfg.flow_steps} flow steps; w grid {entry['w']}"
-        lines.append(f"- `{method}`: {budget}.")
-    lines.append("- Selection rule: none; every w of the grid is reported (no w is picked on these episodes).")
+            rule = entry.get("select")
+            if rule is None:
+                budget += "; no w selected (the whole grid is reported)"
+            elif rule["type"] == "fixed":
+                budget += f"; reported w fixed in advance at {rule['value']:g}"
+            else:
+                budget += (f"; reported w chosen per env on separate validation episodes (eval seed "
+                           f"{spec['eval']['validation_seed']})")
+        name = entry.get("method", label)
+        lines.append(f"- `{label}`" + (f" (`{name}`)" if name != label else "") + f": {budget}.")
+    lines.append("- No setting is ever chosen on the reported (test) episodes.")
     return "\n".join(lines)
+
+
+def _env_section(spec: dict[str, Any], cells: pd.DataFrame, env: str, outdir: Path) -> list[str]:
+    a = spec["analysis"]
+    boot = (a["ci"], a["bootstrap_resamples"], a["bootstrap_seed"])
+    sub = cells[cells["env"] == env]
+    summary = summarize_by(sub, ["method", "env", "w"], "success", *boot)
+    with_return = not resolve_env(env).goal_conditioned
+    returns = summarize_by(sub, ["method", "env", "w"], "return", *boot) if with_return else None
+    ci_pct = int(100 * a["ci"])
+    header = [*MAIN_HEADER, f"{ci_pct}% CI"] + (["return", f"return {ci_pct}% CI"] if with_return else [])
+    rows = []
+    for k, r in enumerate(summary.itertuples()):
+        row = [r.method, w_text(r.w), str(r.n_seeds), pct(r.mean), pct(r.std), f"[{pct(r.ci_low)}, {pct(r.ci_high)}]"]
+        if returns is not None:
+            q = returns.iloc[k]
+            row += [num(q["mean"]), f"[{num(q['ci_low'])}, {num(q['ci_high'])}]"]
+        rows.append(row)
+    parts = [f"## {env}", "", "Success rate (%), mean over seeds of the per-seed mean over episodes"
+             + (" (return: undiscounted episode return)." if with_return else "."), "", _table(header, rows), ""]
+    for method in sorted(sub["method"].unique()):
+        if not label_class(spec, method).guided or 1.0 not in set(sub[sub["method"] == method]["w"]):
+            continue
+        diffs = paired_differences(sub, method, 1.0, *boot)
+        rows = [[w_text(r.w), pct(r.mean_diff), f"[{pct(r.ci_low)}, {pct(r.ci_high)}]",
+                 f"{r.seeds_better}/{r.seeds_worse}/{r.n_seeds}"] for r in diffs.itertuples()]
+        parts += [f"Paired on checkpoints: `{method}` success(w) - success(w = 1), percentage points.", "",
+                  _table(["w", "difference", f"{ci_pct}% CI", "seeds better/worse/all"], rows), ""]
+    stem = outdir / "figures" / f"success_vs_w_{env}"
+    success_vs_w(summary, env, stem)
+    parts += [f"![success vs w on {env}](figures/{stem.name}.png)", ""]
+    return parts
+
+
+def paper_names(registry: str, select: dict[str, Any] | None) -> list[str]:
+    """The paper's column names for a registered method (a guided one at its reported w)."""
+    names = []
+    for paper_name, (suite, w) in SUITE_METHOD.items():
+        if suite != registry:
+            continue
+        if w is None or (select is not None and select.get("type") == "fixed" and select.get("value") == w):
+            names.append(paper_name)
+    return names
+
+
+def _comparisons(spec: dict[str, Any], cells: pd.DataFrame) -> list[str]:
+    """The reported setting of every guided method with a `select` rule, compared with the other entries."""
+    a = spec["analysis"]
+    guided = [m for m, e in spec["methods"].items() if label_class(spec, m).guided and "select" in e]
+    if not guided:
+        return []
+    parts = ["## Reported settings and comparisons", "",
+             "Each guided method is reported at the w its spec rule picks (never the best w on these episodes). "
+             "Welch's t-test and Mann-Whitney U over seeds; Holm-Bonferroni across the envs of each comparison; "
+             "difference of means with a bootstrap CI; Hedges' g. * = Holm-corrected p < 0.05.", ""]
+    rows = []
+    for method in guided:
+        chosen = select_reported(cells, method, spec["methods"][method]["select"])
+        picks = chosen.groupby("env")["selection"].first()
+        parts += [f"- `{method}`: " + "; ".join(f"{env}: {text}" for env, text in picks.items())]
+        baselines: list[tuple[str, pd.DataFrame]] = []
+        for other in spec["methods"]:
+            if other != method and not label_class(spec, other).guided:
+                baselines.append((other, rows_for(cells, other, None)))
+        for w_ref in (1.0, 0.0):
+            if (split_rows(cells[cells["method"] == method])["w"] == w_ref).any():
+                baselines.append((f"{method} w={w_ref:g}", rows_for(cells, method, w_ref)))
+        for label, ref in baselines:
+            comp = compare_rows(chosen, ref, method, label, "success", 0.05, a["ci"], a["bootstrap_resamples"],
+                                a["bootstrap_seed"])
+            for r in comp.itertuples():
+                w_used = chosen[chosen["env"] == r.env]["w"].iloc[0]
+                rows.append([r.env, f"{method} (w={w_text(w_used)})", label, pct(r.mean_a), pct(r.mean_b),
+                             f"{pct(r.diff)} [{pct(r.diff_ci_low)}, {pct(r.diff_ci_high)}]", pval(r.welch_p),
+                             pval(r.mwu_p), pval(r.holm_p) + (" *" if r.significant else ""), num(r.hedges_g, 2)])
+    parts += ["", _table(["env", "A", "B", "A success", "B success", "A - B [CI]", "Welch p", "MWU p", "Holm p",
+                          "Hedges g"], rows), ""]
+    paper = []
+    for env in sorted(cells["env"].unique()):
+        for label, entry in spec["methods"].items():
+            for paper_name in paper_names(entry.get("method", label), entry.get("select")):
+                ref = lookup(env, paper_name)
+                if ref is not None:
+                    spread = "" if np.isnan(ref[1]) else f" ± {ref[1]:g}"
+                    paper.append([env, label, paper_name, f"{ref[0]:g}{spread}"])
+    if paper:
+        parts += ["The paper's numbers for the same cells (mean ± std over its seeds, %):", "",
+                  _table(["env", "our entry", "paper's column", "paper"], paper), ""]
+    return parts
 
 
 def write_report(spec: dict[str, Any], cells_path: str | Path, outdir: str | Path) -> Path:
@@ -61,30 +175,16 @@ def write_report(spec: dict[str, Any], cells_path: str | Path, outdir: str | Pat
     outdir = Path(outdir)
     cells = pd.read_csv(cells_path)
     a = spec["analysis"]
-    summary = summarize(cells, a["ci"], a["bootstrap_resamples"], a["bootstrap_seed"])
+    test = split_rows(cells)
+    summary = summarize_by(test, ["method", "env", "w"], "success", a["ci"], a["bootstrap_resamples"],
+                           a["bootstrap_seed"])
     atomic_write_text(outdir / "stats.csv", summary.to_csv(index=False))
-
-    parts = [f"# Report: {spec['name']}", "", "## Protocol", "", _protocol(spec, cells), ""]
-    ci_pct = int(100 * a["ci"])
-    for env in sorted(cells["env"].unique()):
-        sub = summary[summary["env"] == env]
-        rows = [[r.method, w_text(r.w), str(r.n_seeds), pct(r.mean), pct(r.std),
-                 f"[{pct(r.ci_low)}, {pct(r.ci_high)}]"] for r in sub.itertuples()]
-        parts += [f"## {env}", "", "Success rate (%), mean over seeds of the per-seed mean over episodes.", "",
-                  _table(["method", "w", "seeds", "success", "std", f"{ci_pct}% CI"], rows), ""]
-        for method in sorted(sub["method"].unique()):
-            if not method_class(method).guided or 1.0 not in set(sub[sub["method"] == method]["w"]):
-                continue
-            diffs = paired_differences(cells[cells["env"] == env], method, 1.0, a["ci"], a["bootstrap_resamples"],
-                                       a["bootstrap_seed"])
-            rows = [[w_text(r.w), pct(r.mean_diff), f"[{pct(r.ci_low)}, {pct(r.ci_high)}]",
-                     f"{r.seeds_better}/{r.seeds_worse}/{r.n_seeds}"] for r in diffs.itertuples()]
-            parts += [f"Paired on checkpoints: `{method}` success(w) - success(w = 1), percentage points.", "",
-                      _table(["w", "difference", f"{ci_pct}% CI", "seeds better/worse/all"], rows), ""]
-        stem = outdir / "figures" / f"success_vs_w_{env}"
-        success_vs_w(summary, env, stem)
-        parts += [f"![success vs w on {env}](figures/{stem.name}.png)", ""]
-    parts += ["Files: `cells.csv` (one row per cell), `stats.csv` (the table above), `figures/` (PNG and PDF).", ""]
+    parts = [f"# Report: {spec['name']}", "", "## Protocol", "", _protocol(spec), ""]
+    for env in sorted(test["env"].unique()):
+        parts += _env_section(spec, test, env, outdir)
+    parts += _comparisons(spec, cells)
+    parts += ["Files: `cells.csv` (one row per cell; `split` = test or validation), `stats.csv` (the test-split "
+              "tables), `figures/` (PNG and PDF).", ""]
     path = outdir / "report.md"
     atomic_write_text(path, "\n".join(parts))
     return path

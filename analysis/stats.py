@@ -30,13 +30,7 @@ def summarize(cells: pd.DataFrame, ci: float = 0.95, n_resamples: int = 10_000, 
 
     cells: the cells table (one row per method, env, seed, w).
     """
-    rows = []
-    for (method, env, w), group in cells.groupby(["method", "env", "w"], dropna=False, sort=True):
-        x = group.sort_values("seed")["success"].to_numpy()
-        lo, hi = bootstrap_ci(x, ci, n_resamples, random_state)
-        rows.append({"method": method, "env": env, "w": w, "n_seeds": len(x), "mean": float(x.mean()),
-                     "std": float(x.std(ddof=1)) if len(x) > 1 else 0.0, "ci_low": lo, "ci_high": hi})
-    return pd.DataFrame(rows)
+    return summarize_by(cells, ["method", "env", "w"], "success", ci, n_resamples, random_state)
 
 
 def paired_differences(cells: pd.DataFrame, method: str, reference_w: float, ci: float = 0.95,

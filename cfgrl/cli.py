@@ -63,10 +63,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     w = None if args.w in (None, "none") else float(args.w)
     if agent.guided and w is None:
         sys.exit(f"error: method {args.method} needs --w")
+    eval_seed = spec["eval"]["seed" if args.split == "test" else "validation_seed"]
     result = evaluate(agent, resolve_env(args.env), env_cfg["tasks"], env_cfg["episodes_per_task"], w,
-                      spec["eval"]["seed"], args.seed)
-    result.update(method=args.method, env=args.env, seed=args.seed, w=w,
-                  provenance=provenance(spec, device=str(agent.device), eval_seed=spec["eval"]["seed"],
+                      eval_seed, args.seed)
+    result.update(method=args.method, env=args.env, seed=args.seed, w=w, split=args.split,
+                  provenance=provenance(spec, device=str(agent.device), eval_seed=eval_seed,
                                         model=str(args.model), train_provenance=record["provenance"]))
     atomic_write_json(args.out, result)
     print(f"{args.method} {args.env} seed{args.seed} w={w}: success {result['success']:.3f} "
@@ -118,6 +119,8 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument(name, required=True)
     p.add_argument("--seed", required=True, type=int)
     p.add_argument("--w", default=None, help="guidance weight, or 'none' for unguided methods")
+    p.add_argument("--split", default="test", choices=["test", "validation"],
+                   help="test: the reported episodes; validation: separate episodes for choosing w")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_evaluate)

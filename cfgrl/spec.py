@@ -24,7 +24,8 @@ from cfgrl.envs import EnvInfo, resolve_env
 from cfgrl.methods import METHODS, method_class
 
 DEFAULTS: dict[str, Any] = {
-    "eval": {"seed": 10_000, "threads": 1},  # base seed of evaluation episodes; torch threads per eval job
+    # base seeds of the reported (test) and the validation evaluation episodes; torch threads per eval job
+    "eval": {"seed": 10_000, "validation_seed": 20_000, "threads": 1},
     "train": {"threads": 1},  # torch threads per training job
     "analysis": {"ci": 0.95, "bootstrap_resamples": 10_000, "bootstrap_seed": 0},
 }
@@ -106,10 +107,20 @@ def _check_value(cls: type, name: str, value: Any) -> str | None:
     return f"must be {' or '.join(getattr(o, '__name__', str(o)) for o in options)}, got {value!r}"
 
 
-def method_config(spec: dict[str, Any], method: str) -> TrainConfig:
-    """The method's config dataclass with the spec's overrides applied."""
-    cls = method_class(method).Config
-    given = dict(spec["methods"][method].get("config") or {})
+def registry_name(spec: dict[str, Any], label: str) -> str:
+    """The registered method behind a spec's method entry (the entry's `method`, or its own name)."""
+    return spec["methods"][label].get("method", label)
+
+
+def label_class(spec: dict[str, Any], label: str) -> type:
+    """The agent class behind a spec's method entry."""
+    return method_class(registry_name(spec, label))
+
+
+def method_config(spec: dict[str, Any], label: str) -> TrainConfig:
+    """The method entry's config dataclass with the spec's overrides applied."""
+    cls = label_class(spec, label).Config
+    given = dict(spec["methods"][label].get("config") or {})
     values = {**asdict(cls()), **given}
     for f in fields(cls):
         if isinstance(values[f.name], list):
@@ -151,11 +162,17 @@ def load_spec(path: str | Path) -> dict[str, Any]:
         if bad:
             raise SpecError(f"{path}: envs.{env_name}.eval.tasks: task {bad[0]} > {info.num_tasks} tasks")
 
-    for name, entry in spec["methods"].items():
-        where = f"methods.{name}"
+    for label, entry in spec["methods"].items():
+        name = entry.get("method", label)
+        where = f"methods.{label}"
         if name not in METHODS:
-            raise SpecError(f"{path}: {where}: unknown method '{name}' (known: {', '.join(sorted(METHODS))})")
+            field = f"{where}.method" if "method" in entry else where
+            raise SpecError(f"{path}: {field}: unknown method '{name}' (known: {', '.join(sorted(METHODS))})")
         cls = method_class(name)
+        if "select" in entry:
+            problem = select_problem(entry["select"], entry.get("w"), cls.guided)
+            if problem:
+                raise SpecError(f"{path}: {where}.select{problem}")
         if "w" in entry and not cls.guided:
             raise SpecError(f"{path}: {where}.w: method '{name}' takes no guidance weight")
         if cls.guided and "w" not in entry:
@@ -176,6 +193,27 @@ def load_spec(path: str | Path) -> dict[str, Any]:
     spec["_path"] = str(path)
     spec["_hash"] = spec_hash(raw)
     return spec
+
+
+SELECTION_TYPES = ("fixed", "validation")
+
+
+def select_problem(rule: dict[str, Any], grid: list[float] | None, guided: bool) -> str | None:
+    """Why a `select` rule is refused, as '.field: message' (None when it is fine)."""
+    if not guided:
+        return ": only guided methods choose a w"
+    kind = rule["type"]
+    if kind not in SELECTION_TYPES:
+        return (f".type: {kind!r} is refused: choosing w by the best result on the reported episodes is biased "
+                "upward (winner's curse); use {type: fixed, value: W} or {type: validation, on: episodes}")
+    if kind == "fixed":
+        if "value" not in rule:
+            return ".value: required for a fixed rule"
+        if grid is not None and not any(float(rule["value"]) == float(w) for w in grid):
+            return f".value: {rule['value']} is not in the w grid {grid}"
+    if kind == "validation" and rule.get("on") != "episodes":
+        return ".on: must be 'episodes' (w chosen on separate validation episodes of the same checkpoints)"
+    return None
 
 
 def batch_problem(cls: type, env: EnvInfo) -> str | None:
@@ -200,12 +238,17 @@ def w_label(w: float | None) -> str:
     return f"{float(w):g}"
 
 
-def eval_cells(spec: dict[str, Any]) -> list[tuple[str, str, int, str]]:
-    """All (method, env, seed, w label) evaluation cells of a spec."""
+def eval_cells(spec: dict[str, Any]) -> list[tuple[str, str, str, int, str]]:
+    """All (split, method, env, seed, w label) evaluation cells of a spec. split is 'test' (reported) or
+    'validation' (separate episodes, only for methods whose w is chosen on validation episodes)."""
     cells = []
     for method, entry in spec["methods"].items():
         labels = [w_label(w) for w in entry["w"]] if "w" in entry else [w_label(None)]
-        for env in spec["envs"]:
-            for seed in spec["seeds"]:
-                cells.extend((method, env, seed, lab) for lab in labels)
+        splits = ["test"]
+        if entry.get("select", {}).get("type") == "validation":
+            splits.append("validation")
+        for split in splits:
+            for env in spec["envs"]:
+                for seed in spec["seeds"]:
+                    cells.extend((split, method, env, seed, lab) for lab in labels)
     return cells

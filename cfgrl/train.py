@@ -26,7 +26,7 @@ from cfgrl.io import atomic_write, atomic_write_text
 from cfgrl.methods import method_class
 from cfgrl.nets import pick_device
 from cfgrl.provenance import provenance
-from cfgrl.spec import method_config
+from cfgrl.spec import method_config, registry_name
 
 
 def build_agent(method: str, config: Any, obs_dim: int, action_dim: int, goal_dim: int, device: torch.device,
@@ -69,7 +69,9 @@ def metrics_csv(rows: list[dict[str, float]]) -> str:
 
 def train(spec: dict[str, Any], method: str, env: str, seed: int, data_path: str | Path, out_dir: str | Path,
           threads: int | None = None, stop_after: int | None = None) -> dict[str, Any]:
-    """Train `method` on `env`'s dataset with `seed`. `stop_after` ends early (tests of resumption)."""
+    """Train the spec's method entry `method` on `env`'s dataset with `seed`.
+
+    `stop_after` ends early after writing a checkpoint (tests of resumption)."""
     config = method_config(spec, method)
     device = pick_device(config.device)
     torch.set_num_threads(threads or spec["train"]["threads"])
@@ -79,7 +81,7 @@ def train(spec: dict[str, Any], method: str, env: str, seed: int, data_path: str
     sampler = make_sampler(resolve_env(env), data_path, getattr(config, "geometric_discount", None))
     obs_dim, action_dim = sampler.observations.shape[1], sampler.actions.shape[1]
     goal_dim = sampler.goal_source.shape[1] if isinstance(sampler, GoalSampler) else 0
-    agent = build_agent(method, config, obs_dim, action_dim, goal_dim, device, seed)
+    agent = build_agent(registry_name(spec, method), config, obs_dim, action_dim, goal_dim, device, seed)
     rng = np.random.default_rng(seed)  # fixes batch sampling
     rows: list[dict[str, float]] = []
 
@@ -127,9 +129,9 @@ def train(spec: dict[str, Any], method: str, env: str, seed: int, data_path: str
 
     meta = provenance(spec, method=method, env=env, seed=seed, device=str(device), steps=agent.step,
                       data=str(data_path))
-    _save(out_dir / "model.pt", {"method": method, "config": asdict(config), "obs_dim": obs_dim,
-                                 "action_dim": action_dim, "goal_dim": goal_dim, "networks": agent.state_dict(),
-                                 "provenance": meta})
+    _save(out_dir / "model.pt", {"method": registry_name(spec, method), "label": method, "config": asdict(config),
+                                 "obs_dim": obs_dim, "action_dim": action_dim, "goal_dim": goal_dim,
+                                 "networks": agent.state_dict(), "provenance": meta})
     atomic_write_text(out_dir / "metrics.csv", metrics_csv(rows))
     ckpt_path.unlink(missing_ok=True)
     return {"steps": agent.step, "final": rows[-1] if rows else {}}

@@ -39,23 +39,24 @@ rule evaluate:
     input:
         model=f"{OUT}/train/{{method}}/{{env}}/seed{{seed}}/model.pt",
     output:
-        f"{OUT}/eval/{{method}}/{{env}}/seed{{seed}}/w{{w}}.json",
+        f"{OUT}/eval/{{split}}/{{method}}/{{env}}/seed{{seed}}/w{{w}}.json",
     log:
-        f"{OUT}/logs/eval/{{method}}/{{env}}/seed{{seed}}/w{{w}}.log",
+        f"{OUT}/logs/eval/{{split}}/{{method}}/{{env}}/seed{{seed}}/w{{w}}.log",
     benchmark:
-        f"{OUT}/benchmarks/eval/{{method}}/{{env}}/seed{{seed}}/w{{w}}.tsv"
+        f"{OUT}/benchmarks/eval/{{split}}/{{method}}/{{env}}/seed{{seed}}/w{{w}}.tsv"
     threads: SPEC["eval"]["threads"]
     resources:
         mem_mb=2000,
     shell:
         "cfgrl evaluate --spec {SPEC_PATH} --method {wildcards.method} --env {wildcards.env}"
-        " --seed {wildcards.seed} --w {wildcards.w} --model {input.model} --out {output} --threads {threads}"
+        " --seed {wildcards.seed} --w {wildcards.w} --split {wildcards.split} --model {input.model} --out {output}"
+        " --threads {threads}"
         " > {log} 2>&1"
 
 
 rule cells:
     input:
-        [f"{OUT}/eval/{m}/{e}/seed{s}/w{w}.json" for m, e, s, w in CELLS],
+        [f"{OUT}/eval/{split}/{m}/{e}/seed{s}/w{w}.json" for split, m, e, s, w in CELLS],
     output:
         f"{OUT}/cells.csv",
     log:

@@ -22,7 +22,7 @@ def synthetic_cells(seeds: int = 4, envs: list[str] | None = None, validation_se
 
     Methods: awr (w NaN, temperature grid, saturates near T = 10), cfgrl (w grid, peaks at w ~ 3, better than AWR
     on the first env by a wide margin, equal on the last), and with gc=True gcbc and bc (w NaN), gc_cfgrl (w grid),
-    hgcbc (w NaN), hgc_cfgrl (w grid). Validation seeds (split 'validation') are numbered after the test seeds.
+    hgcbc (w NaN), hcfgrl (w grid). Validation seeds (split 'validation') are numbered after the test seeds.
     """
     envs = envs or ENVS
     rng = np.random.default_rng(seed)
@@ -48,5 +48,5 @@ def synthetic_cells(seeds: int = 4, envs: list[str] | None = None, validation_se
                 add("hgcbc", env, s, np.nan, np.nan, 0.35)
                 for w in W_GRID:
                     add("gc_cfgrl", env, s, w, np.nan, _cfgrl_curve(w, 0.5))
-                    add("hgc_cfgrl", env, s, w, np.nan, _cfgrl_curve(w, 0.7))
+                    add("hcfgrl", env, s, w, np.nan, _cfgrl_curve(w, 0.7))
     return pd.DataFrame(rows)

@@ -1,7 +1,6 @@
 """A tiny spec through the real Snakemake workflow; the report must agree with the per-cell result files."""
 
 import json
-import re
 import subprocess
 import sys
 import time
@@ -19,8 +18,9 @@ TINY = {
                                               "eval": {"episodes_per_task": 2, "tasks": [1, 2]}}},
     "methods": {
         "gcbc": {"config": {"steps": 300, "batch_size": 64, "hidden": [64, 64], "log_every": 100}},
-        "gc_cfgrl": {"w": [0, 1, 2], "config": {"steps": 300, "batch_size": 64, "hidden": [64, 64],
-                                                "log_every": 100, "flow_steps": 4}},
+        "gc_cfgrl": {"w": [0, 1, 2], "select": {"type": "validation", "on": "episodes"},
+                     "config": {"steps": 300, "batch_size": 64, "hidden": [64, 64], "log_every": 100,
+                                "flow_steps": 4}},
     },
     "analysis": {"bootstrap_resamples": 1000},
 }
@@ -33,12 +33,17 @@ def snakemake(workdir, spec, *extra):
 
 
 def parse_tables(report: str) -> dict[tuple[str, str], float]:
-    """(method, w) -> success % from the report's main tables."""
-    out = {}
+    """(method, w) -> success % from the report's main per-env tables (header | method | w | seeds | ...)."""
+    out, inside = {}, False
     for line in report.splitlines():
-        m = re.match(r"^\| (\w+) \| ([^|]+) \| (\d+) \| ([\d.]+) \|", line)
-        if m:
-            out[(m.group(1), m.group(2).strip())] = float(m.group(4))
+        if line.startswith("| method | w | seeds | success |"):
+            inside = True
+            continue
+        if inside and not line.startswith("|"):
+            inside = False
+        if inside and not line.startswith("|---"):
+            cols = [c.strip() for c in line.strip("|").split("|")]
+            out[(cols[0], cols[1])] = float(cols[3])
     return out
 
 
@@ -55,7 +60,7 @@ def test_tiny_spec_runs_end_to_end_and_report_matches_cells(tmp_path):
 
     # recompute every number of the report from the per-cell JSON files
     per_cell = {}
-    for path in sorted((out / "eval").glob("*/*/seed*/w*.json")):
+    for path in sorted((out / "eval" / "test").glob("*/*/seed*/w*.json")):
         result = json.loads(path.read_text())
         label = "—" if result["w"] is None else f"{result['w']:g}"
         per_cell.setdefault((result["method"], label), {})[result["seed"]] = np.mean(
@@ -63,6 +68,8 @@ def test_tiny_spec_runs_end_to_end_and_report_matches_cells(tmp_path):
         assert len(result["episodes"]) == 4
         assert result["provenance"]["spec_hash"] and result["provenance"]["packages"]["torch"]
     assert len(per_cell) == 4 and all(len(v) == 2 for v in per_cell.values())
+    assert len(list((out / "eval" / "validation").glob("gc_cfgrl/*/seed*/w*.json"))) == 6
+    assert "## Reported settings and comparisons" in report and "chosen on validation episodes" in report
     table = parse_tables(report)
     assert set(table) == set(per_cell)
     for key, seeds in per_cell.items():

@@ -27,8 +27,8 @@ def test_good_spec_loads_with_defaults(tmp_path):
     assert spec["envs"]["pointmaze-medium-navigate-v0"]["data"]["noise"] == 0.2
     cells = eval_cells(spec)
     assert len(cells) == 2 * 1 + 2 * 3
-    assert ("gc_cfgrl", "pointmaze-medium-navigate-v0", 1, "2.5") in cells
-    assert ("gcbc", "pointmaze-medium-navigate-v0", 0, "none") in cells
+    assert ("test", "gc_cfgrl", "pointmaze-medium-navigate-v0", 1, "2.5") in cells
+    assert ("test", "gcbc", "pointmaze-medium-navigate-v0", 0, "none") in cells
 
 
 def _mutated(change):
@@ -54,7 +54,21 @@ CASES = [
      "methods.gcbc.config.steps", "must be int"),
     ("w on unguided method", lambda s: s["methods"]["gcbc"].__setitem__("w", [1]), "methods.gcbc.w",
      "takes no guidance weight"),
+    ("max over test refused", lambda s: s["methods"]["gc_cfgrl"].__setitem__("select", {"type": "max"}),
+     "methods.gc_cfgrl.select.type", "biased upward"),
+    ("fixed w outside the grid", lambda s: s["methods"]["gc_cfgrl"].__setitem__(
+        "select", {"type": "fixed", "value": 7}), "methods.gc_cfgrl.select.value", "not in the w grid"),
+    ("unknown registry method", lambda s: s["methods"].__setitem__("awr_t3", {"method": "awrr"}),
+     "methods.awr_t3.method", "unknown method 'awrr'"),
 ]
+
+
+def test_validation_rule_adds_validation_cells(tmp_path):
+    spec = _mutated(lambda s: s["methods"]["gc_cfgrl"].__setitem__("select", {"type": "validation",
+                                                                             "on": "episodes"}))
+    cells = eval_cells(load_spec(write(tmp_path, spec)))
+    assert sum(c[0] == "validation" for c in cells) == 2 * 3  # gc_cfgrl only: 2 seeds x 3 w
+    assert ("validation", "gc_cfgrl", "pointmaze-medium-navigate-v0", 0, "2.5") in cells
 
 
 @pytest.mark.parametrize("label, change, field, fragment", CASES, ids=[c[0] for c in CASES])

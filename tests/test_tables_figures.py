@@ -131,7 +131,7 @@ def test_fig_comparison(cells, tmp_path):
 
 def test_fig_gc_family(cells, tmp_path):
     assert_written(plots.gc_family_vs_w(cells, tmp_path / "c", n_resamples=200))
-    flat_only = cells[~cells["method"].isin(["hgc_cfgrl", "hgcbc"])]
+    flat_only = cells[~cells["method"].isin(["hcfgrl", "hgcbc"])]
     assert_written(plots.gc_family_vs_w(flat_only, tmp_path / "c_flat", n_resamples=200))
 
 
