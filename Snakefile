@@ -2,6 +2,7 @@
 # Spec: `--config spec=specs/X.yaml` or `--configfile specs/X.yaml`; the default is specs/default.yaml.
 import sys
 
+from cfgrl.envs import resolve_env
 from cfgrl.spec import SpecError, eval_cells, load_spec
 
 SPEC_PATH = config.get("spec") or (workflow.overwrite_configfiles[-1] if workflow.overwrite_configfiles
@@ -22,6 +23,7 @@ wildcard_constraints:
     w=r"[^/]+",
     method=r"[A-Za-z0-9_]+",
     env=r"[A-Za-z0-9_.-]+",
+    domain=r"[a-z]+",
 
 
 rule all:

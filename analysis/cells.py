@@ -18,7 +18,8 @@ def read_cell(path: str | Path) -> dict:
     with open(path) as f:
         result = json.load(f)
     episodes = result["episodes"]
-    success = float(np.mean([e["success"] for e in episodes]))
+    flags = [e["success"] for e in episodes]
+    success = float("nan") if any(f is None for f in flags) else float(np.mean(flags))
     return {
         "method": result["method"],
         "env": result["env"],

@@ -26,10 +26,11 @@ def save(fig: plt.Figure, stem: Path) -> list[Path]:
     return paths
 
 
-def success_vs_w(summary: pd.DataFrame, env: str, stem: Path, ylabel: str = "success rate (%)") -> list[Path]:
+def success_vs_w(summary: pd.DataFrame, env: str, stem: Path, ylabel: str = "success rate (%)",
+                 scale: float = 100.0) -> list[Path]:
     """Guided methods as lines over w with CI bands; unguided methods as horizontal levels with bands.
 
-    summary: rows of analysis.stats.summarize (mean, ci_low, ci_high as fractions).
+    summary: rows of analysis.stats.summarize (mean, ci_low, ci_high), plotted times `scale`.
     """
     sub = summary[summary["env"] == env]
     with plt.rc_context(STYLE):
@@ -40,12 +41,12 @@ def success_vs_w(summary: pd.DataFrame, env: str, stem: Path, ylabel: str = "suc
         for k, (method, g) in enumerate(guided.groupby("method")):
             g = g.sort_values("w")
             c = COLORS[k % len(COLORS)]
-            ax.plot(g["w"], 100 * g["mean"], "o-", color=c, label=f"{method} (n={g['n_seeds'].max()} seeds)")
-            ax.fill_between(g["w"], 100 * g["ci_low"], 100 * g["ci_high"], color=c, alpha=0.2)
+            ax.plot(g["w"], scale * g["mean"], "o-", color=c, label=f"{method} (n={g['n_seeds'].max()} seeds)")
+            ax.fill_between(g["w"], scale * g["ci_low"], scale * g["ci_high"], color=c, alpha=0.2)
         for k, row in enumerate(unguided.itertuples()):
             c = COLORS[(len(guided["method"].unique()) + k) % len(COLORS)]
-            ax.axhline(100 * row.mean, color=c, ls="--", label=f"{row.method} (n={row.n_seeds} seeds)")
-            ax.axhspan(100 * row.ci_low, 100 * row.ci_high, color=c, alpha=0.12)
+            ax.axhline(scale * row.mean, color=c, ls="--", label=f"{row.method} (n={row.n_seeds} seeds)")
+            ax.axhspan(scale * row.ci_low, scale * row.ci_high, color=c, alpha=0.12)
         ax.set_xlim(ws.min() - 0.1, ws.max() + 0.1)
         ax.set_xlabel("guidance weight w  (w=0: flow BC, w=1: flow GCBC)")
         ax.set_ylabel(ylabel)

@@ -81,35 +81,50 @@ def _protocol(spec: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def metric(env: str) -> str:
+    """The reported value of an env: 'success' (OGBench) or 'return' (dm_control)."""
+    return "return" if resolve_env(env).kind == "dmc" else "success"
+
+
+def fmt(value: str, x: float) -> str:
+    return pct(x) if value == "success" else num(x)
+
+
 def _env_section(spec: dict[str, Any], cells: pd.DataFrame, env: str, outdir: Path) -> list[str]:
     a = spec["analysis"]
     boot = (a["ci"], a["bootstrap_resamples"], a["bootstrap_seed"])
     sub = cells[cells["env"] == env]
-    summary = summarize_by(sub, ["method", "env", "w"], "success", *boot)
-    with_return = not resolve_env(env).goal_conditioned
+    value = metric(env)
+    summary = summarize_by(sub, ["method", "env", "w"], value, *boot)
+    with_return = resolve_env(env).kind == "ogbench-single"
     returns = summarize_by(sub, ["method", "env", "w"], "return", *boot) if with_return else None
     ci_pct = int(100 * a["ci"])
-    header = [*MAIN_HEADER, f"{ci_pct}% CI"] + (["return", f"return {ci_pct}% CI"] if with_return else [])
+    header = ["method", "w", "seeds", value, "std", f"{ci_pct}% CI"]
+    header += ["return", f"return {ci_pct}% CI"] if with_return else []
     rows = []
     for k, r in enumerate(summary.itertuples()):
-        row = [r.method, w_text(r.w), str(r.n_seeds), pct(r.mean), pct(r.std), f"[{pct(r.ci_low)}, {pct(r.ci_high)}]"]
+        row = [r.method, w_text(r.w), str(r.n_seeds), fmt(value, r.mean), fmt(value, r.std),
+               f"[{fmt(value, r.ci_low)}, {fmt(value, r.ci_high)}]"]
         if returns is not None:
             q = returns.iloc[k]
             row += [num(q["mean"]), f"[{num(q['ci_low'])}, {num(q['ci_high'])}]"]
         rows.append(row)
-    parts = [f"## {env}", "", "Success rate (%), mean over seeds of the per-seed mean over episodes"
+    what = "Success rate (%)" if value == "success" else "Episode return"
+    parts = [f"## {env}", "", f"{what}, mean over seeds of the per-seed mean over episodes"
              + (" (return: undiscounted episode return)." if with_return else "."), "", _table(header, rows), ""]
+    unit = "percentage points" if value == "success" else "return"
     for method in sorted(sub["method"].unique()):
         if not label_class(spec, method).guided or 1.0 not in set(sub[sub["method"] == method]["w"]):
             continue
-        diffs = paired_differences(sub, method, 1.0, *boot)
-        rows = [[w_text(r.w), pct(r.mean_diff), f"[{pct(r.ci_low)}, {pct(r.ci_high)}]",
+        diffs = paired_differences(sub.assign(success=sub[value]), method, 1.0, *boot)
+        rows = [[w_text(r.w), fmt(value, r.mean_diff), f"[{fmt(value, r.ci_low)}, {fmt(value, r.ci_high)}]",
                  f"{r.seeds_better}/{r.seeds_worse}/{r.n_seeds}"] for r in diffs.itertuples()]
-        parts += [f"Paired on checkpoints: `{method}` success(w) - success(w = 1), percentage points.", "",
+        parts += [f"Paired on checkpoints: `{method}` {value}(w) - {value}(w = 1), {unit}.", "",
                   _table(["w", "difference", f"{ci_pct}% CI", "seeds better/worse/all"], rows), ""]
-    stem = outdir / "figures" / f"success_vs_w_{env}"
-    success_vs_w(summary, env, stem)
-    parts += [f"![success vs w on {env}](figures/{stem.name}.png)", ""]
+    stem = outdir / "figures" / f"{value}_vs_w_{env}"
+    success_vs_w(summary, env, stem, ylabel="success rate (%)" if value == "success" else "return",
+                 scale=100.0 if value == "success" else 1.0)
+    parts += [f"![{value} vs w on {env}](figures/{stem.name}.png)", ""]
     return parts
 
 
@@ -147,14 +162,18 @@ def _comparisons(spec: dict[str, Any], cells: pd.DataFrame) -> list[str]:
             if (split_rows(cells[cells["method"] == method])["w"] == w_ref).any():
                 baselines.append((f"{method} w={w_ref:g}", rows_for(cells, method, w_ref)))
         for label, ref in baselines:
-            comp = compare_rows(chosen, ref, method, label, "success", 0.05, a["ci"], a["bootstrap_resamples"],
-                                a["bootstrap_seed"])
-            for r in comp.itertuples():
-                w_used = chosen[chosen["env"] == r.env]["w"].iloc[0]
-                rows.append([r.env, f"{method} (w={w_text(w_used)})", label, pct(r.mean_a), pct(r.mean_b),
-                             f"{pct(r.diff)} [{pct(r.diff_ci_low)}, {pct(r.diff_ci_high)}]", pval(r.welch_p),
-                             pval(r.mwu_p), pval(r.holm_p) + (" *" if r.significant else ""), num(r.hedges_g, 2)])
-    parts += ["", _table(["env", "A", "B", "A success", "B success", "A - B [CI]", "Welch p", "MWU p", "Holm p",
+            for value in ("success", "return"):  # one Holm family per metric: the envs reporting it
+                envs = [e for e in sorted(chosen["env"].unique()) if metric(e) == value]
+                comp = compare_rows(chosen, ref, method, label, value, 0.05, a["ci"], a["bootstrap_resamples"],
+                                    a["bootstrap_seed"], envs=envs)
+                for r in comp.itertuples():
+                    w_used = chosen[chosen["env"] == r.env]["w"].iloc[0]
+                    rows.append([r.env, value, f"{method} (w={w_text(w_used)})", label, fmt(value, r.mean_a),
+                                 fmt(value, r.mean_b),
+                                 f"{fmt(value, r.diff)} [{fmt(value, r.diff_ci_low)}, {fmt(value, r.diff_ci_high)}]",
+                                 pval(r.welch_p), pval(r.mwu_p), pval(r.holm_p) + (" *" if r.significant else ""),
+                                 num(r.hedges_g, 2)])
+    parts += ["", _table(["env", "metric", "A", "B", "A", "B", "A - B [CI]", "Welch p", "MWU p", "Holm p",
                           "Hedges g"], rows), ""]
     paper = []
     for env in sorted(cells["env"].unique()):
@@ -176,8 +195,8 @@ def write_report(spec: dict[str, Any], cells_path: str | Path, outdir: str | Pat
     cells = pd.read_csv(cells_path)
     a = spec["analysis"]
     test = split_rows(cells)
-    summary = summarize_by(test, ["method", "env", "w"], "success", a["ci"], a["bootstrap_resamples"],
-                           a["bootstrap_seed"])
+    summary = pd.concat([summarize_by(test, ["method", "env", "w"], value, a["ci"], a["bootstrap_resamples"],
+                                      a["bootstrap_seed"]).assign(metric=value) for value in ("success", "return")])
     atomic_write_text(outdir / "stats.csv", summary.to_csv(index=False))
     parts = [f"# Report: {spec['name']}", "", "## Protocol", "", _protocol(spec), ""]
     for env in sorted(test["env"].unique()):

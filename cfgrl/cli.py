@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from cfgrl.spec import SpecError, load_spec
 
@@ -26,17 +29,65 @@ def cmd_check_spec(args: argparse.Namespace) -> None:
 
 
 def cmd_data(args: argparse.Namespace) -> None:
-    from cfgrl.datagen import generate_navigate
+    from cfgrl.datagen import generate_navigate, val_path
+    from cfgrl.download import DownloadError, download_ogbench
     from cfgrl.envs import resolve_env
+    from cfgrl.io import atomic_savez
 
     spec = _spec(args.spec)
     info = resolve_env(args.env)
     data = spec["envs"][args.env]["data"]
-    if data["source"] != "generate":
-        sys.exit(f"error: {args.spec}: envs.{args.env}.data.source: {data['source']!r} is not supported yet")
+    if info.kind == "dmc":
+        from cfgrl.exorl import load_exorl
+
+        arrays = load_exorl(args.env, args.exorl_root / info.datagen_env_id / "rnd", workers=args.workers)
+        ends = np.cumsum(arrays["episode_lengths"])
+        n_val = max(1, len(ends) // 20)  # validation file: the last 5% of episodes
+        start = int(ends[-n_val - 1]) if len(ends) > n_val else 0
+        val = {k: (v[-n_val:] if k == "episode_lengths" else v[start:]) for k, v in arrays.items()}
+        atomic_savez(val_path(args.out), val)
+        atomic_savez(args.out, arrays)
+        print(f"wrote {args.out}: {len(arrays['rewards'])} transitions ({len(ends)} episodes)")
+        return
+    if data["source"] == "download":
+        from cfgrl.ogbench_source import parse_name
+
+        try:
+            paths = download_ogbench(parse_name(args.env).dataset_name, args.out.parent / "ogbench",
+                                     mirrors=data.get("mirrors"), checksum_store=args.out.parent / "checksums.json")
+        except DownloadError as err:
+            sys.exit(f"error: {err}")
+        for src, dest in zip(paths, [args.out, val_path(args.out)], strict=True):
+            dest.unlink(missing_ok=True)
+            os.link(src, dest)
+        print(f"downloaded {args.env}: {', '.join(map(str, paths))}")
+        return
     counts = generate_navigate(info.datagen_env_id, args.out, episodes=data["episodes"], seed=data["seed"],
                                noise=data["noise"], workers=args.workers)
     print(f"wrote {args.out}: {counts['train']} train / {counts['val']} val transitions")
+
+
+def cmd_exorl_domain(args: argparse.Namespace) -> None:
+    """Download or generate one ExORL domain's episodes into <root>/<domain>/rnd (shared by its tasks)."""
+    from cfgrl.download import DownloadError, download_exorl
+    from cfgrl.envs import resolve_env
+    from cfgrl.exorl import generate_exorl
+    from cfgrl.io import atomic_write_json
+
+    spec = _spec(args.spec)
+    data = next(e["data"] for name, e in spec["envs"].items() if resolve_env(name).datagen_env_id == args.domain
+                and resolve_env(name).kind == "dmc")
+    folder = args.root / args.domain / "rnd"
+    try:
+        if data["source"] == "download":
+            download_exorl(args.domain, args.root, mirrors=data.get("mirrors"))
+        else:
+            generate_exorl(args.domain, folder, episodes=data["episodes"], seed=data["seed"],
+                           fit_iterations=data["fit_iterations"], workers=args.workers)
+    except DownloadError as err:
+        sys.exit(f"error: {err}")
+    atomic_write_json(folder / "ready.json", {"domain": args.domain, "data": data})
+    print(f"{args.domain}: episodes ready in {folder}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -92,6 +143,11 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["download"]:  # its own parser: download {ogbench NAME | exorl DOMAIN | url URL...}
+        from cfgrl.download import main_download
+
+        sys.exit(main_download(argv[1:]))
     parser = argparse.ArgumentParser(prog="cfgrl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -104,7 +160,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--env", required=True)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--exorl-root", type=Path, default=None, help="folder of ExORL domains (dm_control envs)")
     p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("exorl-domain", help="download or generate one ExORL domain's episodes")
+    p.add_argument("--spec", required=True)
+    p.add_argument("--domain", required=True)
+    p.add_argument("--root", required=True, type=Path)
+    p.add_argument("--workers", type=int, default=None)
+    p.set_defaults(func=cmd_exorl_domain)
+
+    sub.add_parser("download", help="download a dataset, checksum-verified (see `cfgrl download --help`)")
 
     p = sub.add_parser("train", help="train one (method, env, seed)")
     for name in ("--spec", "--method", "--env", "--data"):

@@ -156,6 +156,8 @@ def load_spec(path: str | Path) -> dict[str, Any]:
             raise SpecError(f"{path}: envs.{env_name}: {err.args[0]}") from err
         spec["envs"][env_name] = _merge(ENV_DEFAULTS, env)
         spec["envs"][env_name]["eval"].setdefault("tasks", list(range(1, info.num_tasks + 1)))
+        if info.kind == "dmc":
+            spec["envs"][env_name]["data"].setdefault("fit_iterations", 100)
         if spec["envs"][env_name]["data"]["source"] == "generate" and not info.generators:
             raise SpecError(f"{path}: envs.{env_name}.data.source: no offline generator for this env")
         bad = [t for t in spec["envs"][env_name]["eval"]["tasks"] if t > info.num_tasks]

@@ -38,7 +38,12 @@ def build_agent(method: str, config: Any, obs_dim: int, action_dim: int, goal_di
 def make_sampler(env: EnvInfo, data_path: str | Path, geometric_discount: float | None = None
                  ) -> GoalSampler | TransitionSampler:
     """The batch sampler for an env's dataset file: hindsight goals for goal-conditioned envs, reward-labelled
-    transitions (OGBench's own single-task relabelling) for single-task envs."""
+    transitions (OGBench's own single-task relabelling) for single-task envs, ExORL transitions (rewards
+    recomputed for the task) for dm_control envs."""
+    if env.kind == "dmc":
+        with np.load(data_path) as d:
+            return TransitionSampler(d["observations"], d["actions"], d["rewards"], d["masks"],
+                                     d["next_observations"])
     data = load_ogbench_npz(data_path)  # validates keys, shapes and values with one-line errors
     if env.goal_conditioned:
         return GoalSampler(data["observations"], data["actions"], data["terminals"],

@@ -1,10 +1,33 @@
 # Rules are thin shell calls into the package CLI; the logic lives in cfgrl/ and analysis/.
 
 
-localrules: all, cells, report, figures
+# Data rules run where the workflow is started (cluster compute nodes often have no internet).
+localrules: all, cells, report, figures, data, exorl_domain
+
+
+def exorl_input(wildcards):
+    """A dm_control env's data comes from its domain's episodes (shared by the domain's tasks)."""
+    info = resolve_env(wildcards.env)
+    return [f"{OUT}/data/exorl/{info.datagen_env_id}/rnd/ready.json"] if info.kind == "dmc" else []
+
+
+rule exorl_domain:
+    output:
+        f"{OUT}/data/exorl/{{domain}}/rnd/ready.json",
+    log:
+        f"{OUT}/logs/data/exorl-{{domain}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/data/exorl-{{domain}}.tsv"
+    threads: workflow.cores
+    retries: 2
+    shell:
+        "cfgrl exorl-domain --spec {SPEC_PATH} --domain {wildcards.domain} --root {OUT}/data/exorl"
+        " --workers {threads} > {log} 2>&1"
 
 
 rule data:
+    input:
+        exorl_input,
     output:
         train=f"{OUT}/data/{{env}}.npz",
         val=f"{OUT}/data/{{env}}-val.npz",
@@ -13,8 +36,10 @@ rule data:
     benchmark:
         f"{OUT}/benchmarks/data/{{env}}.tsv"
     threads: workflow.cores
+    retries: 2
     shell:
-        "cfgrl data --spec {SPEC_PATH} --env {wildcards.env} --out {output.train} --workers {threads} > {log} 2>&1"
+        "cfgrl data --spec {SPEC_PATH} --env {wildcards.env} --out {output.train} --workers {threads}"
+        " --exorl-root {OUT}/data/exorl > {log} 2>&1"
 
 
 rule train:
@@ -87,5 +112,7 @@ rule figures:
         cells=f"{OUT}/cells.csv",
     log:
         f"{OUT}/logs/figures.log",
+    benchmark:
+        f"{OUT}/benchmarks/figures.tsv"
     shell:
         "cfgrl report --spec {SPEC_PATH} --cells {input.cells} --outdir {OUT} > {log} 2>&1"
