@@ -9,6 +9,11 @@ from cfgrl.agent import Agent
 METHODS: dict[str, str] = {
     "gcbc": "baselines.gcbc:GCBC",  # Gaussian goal-conditioned BC
     "gc_cfgrl": "cfgrl.gc_cfgrl:GCCFGRL",  # goal-conditioned CFGRL (flow GCBC + guidance on the goal)
+    "cfgrl": "cfgrl.cfgrl:CFGRL",  # offline-RL CFGRL: flow policy + IQL optimality label, guided
+    "awr": "baselines.awr:AWR",  # advantage-weighted regression on the same IQL critic
+    "bc": "baselines.bc:BC",  # Gaussian BC (goal ignored)
+    "flow_bc": "baselines.flow_bc:FlowBC",  # unconditional flow-matching BC (goal ignored)
+    "flow_gcbc": "baselines.flow_gcbc:FlowGCBC",  # goal-conditioned flow-matching BC, no guidance
 }
 
 

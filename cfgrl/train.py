@@ -22,7 +22,7 @@ import torch
 from cfgrl.agent import Agent
 from cfgrl.data import GoalSampler, TransitionSampler, load_ogbench_npz
 from cfgrl.envs import EnvInfo, resolve_env
-from cfgrl.io import atomic_write, atomic_write_text
+from cfgrl.io import atomic_savez, atomic_write, atomic_write_text
 from cfgrl.methods import method_class
 from cfgrl.nets import pick_device
 from cfgrl.provenance import provenance
@@ -134,6 +134,10 @@ def train(spec: dict[str, Any], method: str, env: str, seed: int, data_path: str
 
     meta = provenance(spec, method=method, env=env, seed=seed, device=str(device), steps=agent.step,
                       data=str(data_path))
+    if hasattr(agent, "per_sample_actor_grad_norms"):  # the paper's Fig. 2 diagnostic, on one fresh batch
+        diag = _to_tensors(sampler.sample(min(config.batch_size, 512), np.random.default_rng([seed, 2])), device)
+        norms = agent.per_sample_actor_grad_norms(diag).cpu().numpy()
+        atomic_savez(out_dir / "grad_norms.npz", {"norms": norms, "step": np.asarray(agent.step)})
     _save(out_dir / "model.pt", {"method": registry_name(spec, method), "label": method, "config": asdict(config),
                                  "obs_dim": obs_dim, "action_dim": action_dim, "goal_dim": goal_dim,
                                  "networks": agent.state_dict(), "provenance": meta})

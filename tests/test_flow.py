@@ -62,7 +62,7 @@ def test_gc_cfgrl_act_matches_branches_exactly():
         a = torch.randn((16, 2), generator=agent.generator)
         for i in range(4):
             t = torch.full((16, 1), i / 4)
-            a = a + agent._v(obs, a, t, goal_rows) / 4
+            a = a + agent.velocity(torch.cat([obs, goal_rows], dim=-1), a, t) / 4
         return a.clamp(-1, 1)
 
     agent.reseed(5)

@@ -1,0 +1,65 @@
+"""Behavioural cloning with a Gaussian policy that ignores the goal (the paper's 'BC' row of Table 3).
+
+pi(a | s) = N(mu(s), std^2 I), trained by maximum likelihood on the (s, a) pairs of any batch (goal-conditioned
+or reward-labelled); evaluation takes the mean action clipped to [-1, 1]. GCBC (baselines/gcbc.py) is the same
+with the goal as an extra input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from cfgrl.agent import Agent, TrainConfig
+from cfgrl.policies import GaussianPolicy, gaussian_log_prob
+
+
+@dataclass
+class BCConfig(TrainConfig):
+    hidden: tuple[int, ...] = (256, 256, 256)  # actor MLP widths (paper: 4 x 512)
+    activation: str = "gelu"  # hidden activation
+    layer_norm: bool = False  # LayerNorm after each hidden Linear
+    std_mode: str = "fixed"  # 'fixed' std (OGBench's const_std actor) or 'learned' state-independent log-std
+    std: float = 1.0  # the fixed std; with a fixed std the likelihood is a scaled MSE
+
+
+class BC(Agent):
+    Config = BCConfig
+    guided = False
+    goal_conditioned = False  # never looks at a goal
+    batch_kind = "any"  # trains on goal-conditioned or reward-labelled batches alike
+
+    def __init__(self, config: BCConfig, obs_dim: int, action_dim: int, goal_dim: int, device: torch.device,
+                 seed: int) -> None:
+        super().__init__(config, obs_dim, action_dim, goal_dim, device, seed)
+        in_dim = obs_dim + (goal_dim if self.goal_conditioned else 0)
+        self.actor = GaussianPolicy(in_dim, action_dim, config.hidden, config.activation, config.layer_norm,
+                                    std_mode=config.std_mode, fixed_std=config.std)
+        self.to(device)
+        self.make_optimizer()
+
+    def _input(self, observations: torch.Tensor, goals: torch.Tensor | None) -> torch.Tensor:
+        """The policy's input: the observation (and the goal, for the goal-conditioned subclass)."""
+        if not self.goal_conditioned:
+            return observations
+        assert goals is not None, f"{type(self).__name__} needs goals"
+        return torch.cat([observations, goals], dim=-1)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(negative mean log-likelihood of the batch actions, policy means (B, A))."""
+        mean, log_std = self.actor(self._input(batch["observations"], batch.get("goals")))
+        return -gaussian_log_prob(mean, log_std, batch["actions"]).mean(), mean
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        loss, mean = self.loss(batch)
+        self.apply_loss(loss)
+        with torch.no_grad():
+            mse = (batch["actions"] - mean).pow(2).mean()
+        return {"actor/loss": loss.detach(), "actor/mse": mse}
+
+    @torch.no_grad()
+    def act(self, observations: torch.Tensor, goals: torch.Tensor | None = None,
+            w: torch.Tensor | float = 1.0) -> torch.Tensor:
+        """The mean action clipped to [-1, 1] (w is ignored; goals too unless goal-conditioned)."""
+        return self.actor(self._input(observations, goals))[0].clamp(-1.0, 1.0)

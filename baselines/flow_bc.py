@@ -1,0 +1,60 @@
+"""Flow BC: an unconditional flow-matching policy pi(a | s) (CFGRL at w = 0, trained without labels).
+
+Trained by flow matching on the (s, a) pairs of the goal-conditioned batches (the goal is ignored); sampled by
+Euler steps from noise, actions clipped to [-1, 1]. `FlowBC` is also the base of Flow GCBC (baselines/flow_gcbc.py),
+which only adds the goal to the conditioning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from cfgrl.agent import Agent, TrainConfig
+from cfgrl.flow import flow_matching_loss
+from cfgrl.policies import FlowVelocity, flow_act, flow_pair
+
+
+@dataclass
+class FlowBCConfig(TrainConfig):
+    hidden: tuple[int, ...] = (256, 256, 256)  # velocity MLP widths (paper: 4 x 512)
+    activation: str = "gelu"  # hidden activation (paper: GELU)
+    layer_norm: bool = False  # the authors' actor has no LayerNorm
+    flow_steps: int = 16  # Euler steps when sampling (paper: 16)
+
+
+class FlowBC(Agent):
+    Config = FlowBCConfig
+    guided = False
+    goal_conditioned = False  # never looks at a goal
+    batch_kind = "any"  # trains on goal-conditioned or reward-labelled batches alike
+
+    def __init__(self, config: FlowBCConfig, obs_dim: int, action_dim: int, goal_dim: int, device: torch.device,
+                 seed: int) -> None:
+        super().__init__(config, obs_dim, action_dim, goal_dim, device, seed)
+        cond_dim = obs_dim + (goal_dim if self.goal_conditioned else 0)
+        self.velocity = FlowVelocity(cond_dim, action_dim, config.hidden, config.activation, config.layer_norm)
+        self.to(device)
+        self.make_optimizer()
+
+    def _cond(self, observations: torch.Tensor, goals: torch.Tensor | None) -> torch.Tensor:
+        """What the velocity is conditioned on: the observation (and the goal, for goal-conditioned subclasses)."""
+        if not self.goal_conditioned:
+            return observations
+        assert goals is not None, f"{type(self).__name__} needs goals"
+        return torch.cat([observations, goals], dim=-1)
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        a_t, t, target = flow_pair(batch["actions"], self.generator)
+        cond = self._cond(batch["observations"], batch.get("goals"))
+        loss = flow_matching_loss(self.velocity(cond, a_t, t), target).mean()
+        self.apply_loss(loss)
+        return {"actor/flow_loss": loss.detach()}
+
+    @torch.no_grad()
+    def act(self, observations: torch.Tensor, goals: torch.Tensor | None = None,
+            w: torch.Tensor | float = 1.0) -> torch.Tensor:
+        """observations (B, obs_dim) (goals (B, goal_dim) when goal-conditioned) -> actions (B, A); w ignored."""
+        return flow_act(self.velocity, self._cond(observations, goals), None, 1.0, self.generator,
+                        self.config.flow_steps, self.action_dim)

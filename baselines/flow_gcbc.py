@@ -1,0 +1,20 @@
+"""Flow GCBC: a goal-conditioned flow-matching policy pi(a | s, g) (goal-conditioned CFGRL at w = 1, trained
+without a null goal): flow matching on hindsight goals, no guidance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from baselines.flow_bc import FlowBC, FlowBCConfig
+
+
+@dataclass
+class FlowGCBCConfig(FlowBCConfig):
+    geometric_discount: float | None = None  # None: uniform future goals (authors' code); gamma: geometric
+
+
+class FlowGCBC(FlowBC):
+    Config = FlowGCBCConfig
+    guided = False
+    goal_conditioned = True
+    batch_kind = "goals"
