@@ -33,22 +33,14 @@ class BC(Agent):
     def __init__(self, config: BCConfig, obs_dim: int, action_dim: int, goal_dim: int, device: torch.device,
                  seed: int) -> None:
         super().__init__(config, obs_dim, action_dim, goal_dim, device, seed)
-        in_dim = obs_dim + (goal_dim if self.goal_conditioned else 0)
-        self.actor = GaussianPolicy(in_dim, action_dim, config.hidden, config.activation, config.layer_norm,
+        self.actor = GaussianPolicy(self.input_dim, action_dim, config.hidden, config.activation, config.layer_norm,
                                     std_mode=config.std_mode, fixed_std=config.std)
         self.to(device)
         self.make_optimizer()
 
-    def _input(self, observations: torch.Tensor, goals: torch.Tensor | None) -> torch.Tensor:
-        """The policy's input: the observation (and the goal, for the goal-conditioned subclass)."""
-        if not self.goal_conditioned:
-            return observations
-        assert goals is not None, f"{type(self).__name__} needs goals"
-        return torch.cat([observations, goals], dim=-1)
-
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(negative mean log-likelihood of the batch actions, policy means (B, A))."""
-        mean, log_std = self.actor(self._input(batch["observations"], batch.get("goals")))
+        mean, log_std = self.actor(self.policy_input(batch["observations"], batch.get("goals")))
         return -gaussian_log_prob(mean, log_std, batch["actions"]).mean(), mean
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -62,4 +54,4 @@ class BC(Agent):
     def act(self, observations: torch.Tensor, goals: torch.Tensor | None = None,
             w: torch.Tensor | float = 1.0) -> torch.Tensor:
         """The mean action clipped to [-1, 1] (w is ignored; goals too unless goal-conditioned)."""
-        return self.actor(self._input(observations, goals))[0].clamp(-1.0, 1.0)
+        return self.actor(self.policy_input(observations, goals))[0].clamp(-1.0, 1.0)

@@ -33,21 +33,13 @@ class FlowBC(Agent):
     def __init__(self, config: FlowBCConfig, obs_dim: int, action_dim: int, goal_dim: int, device: torch.device,
                  seed: int) -> None:
         super().__init__(config, obs_dim, action_dim, goal_dim, device, seed)
-        cond_dim = obs_dim + (goal_dim if self.goal_conditioned else 0)
-        self.velocity = FlowVelocity(cond_dim, action_dim, config.hidden, config.activation, config.layer_norm)
+        self.velocity = FlowVelocity(self.input_dim, action_dim, config.hidden, config.activation, config.layer_norm)
         self.to(device)
         self.make_optimizer()
 
-    def _cond(self, observations: torch.Tensor, goals: torch.Tensor | None) -> torch.Tensor:
-        """What the velocity is conditioned on: the observation (and the goal, for goal-conditioned subclasses)."""
-        if not self.goal_conditioned:
-            return observations
-        assert goals is not None, f"{type(self).__name__} needs goals"
-        return torch.cat([observations, goals], dim=-1)
-
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         a_t, t, target = flow_pair(batch["actions"], self.generator)
-        cond = self._cond(batch["observations"], batch.get("goals"))
+        cond = self.policy_input(batch["observations"], batch.get("goals"))
         loss = flow_matching_loss(self.velocity(cond, a_t, t), target).mean()
         self.apply_loss(loss)
         return {"actor/flow_loss": loss.detach()}
@@ -56,5 +48,5 @@ class FlowBC(Agent):
     def act(self, observations: torch.Tensor, goals: torch.Tensor | None = None,
             w: torch.Tensor | float = 1.0) -> torch.Tensor:
         """observations (B, obs_dim) (goals (B, goal_dim) when goal-conditioned) -> actions (B, A); w ignored."""
-        return flow_act(self.velocity, self._cond(observations, goals), None, 1.0, self.generator,
+        return flow_act(self.velocity, self.policy_input(observations, goals), None, 1.0, self.generator,
                         self.config.flow_steps, self.action_dim)

@@ -79,6 +79,18 @@ class Agent(nn.Module):
         self.optimizer.step()
         self.step += 1
 
+    @property
+    def input_dim(self) -> int:
+        """Width of `policy_input`: the observation, plus the goal for goal-conditioned methods."""
+        return self.obs_dim + (self.goal_dim if self.goal_conditioned else 0)
+
+    def policy_input(self, observations: torch.Tensor, goals: torch.Tensor | None) -> torch.Tensor:
+        """(B, obs_dim) [+ (B, goal_dim) when goal-conditioned] -> (B, input_dim)."""
+        if not self.goal_conditioned:
+            return observations
+        assert goals is not None, f"{type(self).__name__} needs goals"
+        return torch.cat([observations, goals], dim=-1)
+
     def reseed(self, seed: int) -> None:
         """Reset the sampling RNG (used before evaluation so episodes are reproducible)."""
         self.generator.manual_seed(seed)

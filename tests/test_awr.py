@@ -13,12 +13,6 @@ from baselines.bc import BC, BCConfig
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make_batch(n: int = 64, obs_dim: int = 4, action_dim: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -33,12 +33,6 @@ CASES = [
 IDS = [f"{name}-{'-'.join(f'{v}' for v in over.values()) or 'default'}" for name, over, _ in CASES]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make_agent(name: str, overrides: dict, seed: int = 0, **extra):

@@ -14,12 +14,6 @@ from cfgrl.iql import IQLCritic, expectile_loss
 N_STATES, GAMMA = 5, 0.9
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def chain_transitions() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
 import torch
 
 from cfgrl.cfgrl import CFGRL, CFGRLConfig
@@ -42,12 +41,6 @@ MEAN_TOL, STD_TOL = 0.04, 0.04
 CHECKED_W = (0.0, 1.0, 2.0)  # moments checked here; the rise with w is checked over 0 .. 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def train_toy_actor(draw_actions, p_opt, flow_steps: int, steps: int = 2500, batch: int = 512, lr: float = 1e-3,
