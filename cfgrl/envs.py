@@ -1,10 +1,15 @@
-"""Environments the suite evaluates on, named by their OGBench dataset name.
+"""Environments the suite evaluates on, named by their dataset name.
 
-- `<maze>-navigate-v0` (kind 'ogbench-goal'): goal-conditioned; OGBench's 5 evaluation tasks; success rate.
-- `<maze>-navigate-singletask[-taskN]-v0` (kind 'ogbench-single'): the same data with rewards relabelled for one
-  task (OGBench's default task is task 1); one evaluation task; success rate and return.
-- dm_control ExORL tasks `walker-run`, `cheetah-run-backward`, `jaco-reach-top-left`, ... (kind 'dmc'): ExORL-format
-  episodes (downloaded RND data or generated offline) with rewards recomputed for the task; episode return.
+OGBench state-based families (the name is OGBench's dataset name; `cfgrl.ogbench_source.parse_name` splits it):
+- `<env>-<type>-v0`, e.g. `antmaze-large-navigate-v0` (kind 'ogbench-goal'): goal-conditioned, the goal is the
+  goal observation; OGBench's 5 evaluation tasks; success rate.
+- `<env>-<type>-oraclerep-v0` (kind 'ogbench-goal', oracle_rep): goals are OGBench's ground-truth goal
+  representations (the paper's Table 3 setting).
+- `<env>-<type>-singletask[-taskN]-v0` (kind 'ogbench-single'): rewards relabelled for one task (default task 1,
+  as OGBench); one evaluation task; success rate and return.
+Offline generation exists for pointmaze navigate data; other OGBench datasets are downloaded.
+dm_control ExORL tasks `walker-run`, `cheetah-run-backward`, `jaco-reach-top-left`, ... (kind 'dmc'): ExORL-format
+episodes (downloaded RND data or generated offline) with rewards recomputed for the task; episode return.
 """
 
 from __future__ import annotations
@@ -15,19 +20,25 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class EnvInfo:
-    name: str  # the suite's env name = OGBench dataset name, e.g. 'pointmaze-medium-navigate-v0'
+    name: str  # the suite's env name = the dataset name, e.g. 'pointmaze-medium-navigate-v0'
     kind: str  # 'ogbench-goal', 'ogbench-single' or 'dmc'
-    eval_env_id: str  # gymnasium id of the evaluation env, e.g. 'pointmaze-medium-v0'
-    datagen_env_id: str  # gymnasium id the offline generator runs, e.g. 'pointmaze-medium-v0'
-    generators: tuple[str, ...]  # offline generators that can make its dataset
+    eval_env_id: str  # gymnasium id (OGBench) or task name (dm_control) of the evaluation env
+    datagen_env_id: str  # what the offline generator runs: gymnasium id (OGBench) or domain (dm_control)
+    generators: tuple[str, ...]  # offline generators that can make its dataset (empty: download only)
     num_tasks: int = 5  # evaluation tasks (goal-conditioned) or 1 (single task)
+    oracle_rep: bool = False  # goals are OGBench's oracle goal representations
 
     @property
     def goal_conditioned(self) -> bool:
         return self.kind == "ogbench-goal"
 
 
-_NAVIGATE = re.compile(r"^pointmaze-(medium|large|giant|teleport)-navigate(-singletask(-task([1-5]))?)?-v0$")
+_OGBENCH = re.compile(
+    r"^(?P<env>(?:point|ant|humanoid)maze-(?:medium|large|giant|teleport)|antsoccer-(?:arena|medium)"
+    r"|cube-(?:single|double|triple|quadruple)|scene|puzzle-(?:3x3|4x4|4x5|4x6))"
+    r"-(?P<type>navigate|stitch|explore|play|noisy)"
+    r"(?P<variant>-oraclerep|-singletask(?:-task[1-5])?)?-v0$"
+)
 
 
 def resolve_env(name: str) -> EnvInfo:
@@ -35,13 +46,19 @@ def resolve_env(name: str) -> EnvInfo:
     from cfgrl.dmc import TASKS as DMC_TASKS
 
     if name in DMC_TASKS:
-        return EnvInfo(name, "dmc", name, name.split("-")[0], ("exorl",), 1)
-    m = _NAVIGATE.match(name)
+        domain = name.split("-")[0]
+        return EnvInfo(name, "dmc", name, domain, ("exorl",) if domain in ("walker", "cheetah", "quadruped") else (),
+                       1)
+    m = _OGBENCH.match(name)
     if m:
-        maze = f"pointmaze-{m.group(1)}"
-        if m.group(2):
-            task = f"-task{m.group(4)}" if m.group(4) else ""
-            return EnvInfo(name, "ogbench-single", f"{maze}-singletask{task}-v0", f"{maze}-v0", ("navigate",), 1)
-        return EnvInfo(name, "ogbench-goal", f"{maze}-v0", f"{maze}-v0", ("navigate",))
-    raise KeyError(f"unknown env {name!r} (supported: pointmaze-{{medium,large,giant,teleport}}-navigate"
-                   f"[-singletask[-task1..5]]-v0, {', '.join(DMC_TASKS)})")
+        from cfgrl.ogbench_source import parse_name
+
+        env, kind, variant = m.group("env"), m.group("type"), m.group("variant") or ""
+        generators = ("navigate",) if env.startswith("pointmaze") and kind == "navigate" else ()
+        eval_id = parse_name(name).env_name
+        if variant.startswith("-singletask"):
+            return EnvInfo(name, "ogbench-single", eval_id, f"{env}-v0", generators, 1)
+        return EnvInfo(name, "ogbench-goal", eval_id, f"{env}-v0", generators, oracle_rep=variant == "-oraclerep")
+    raise KeyError(f"unknown env {name!r} (supported: OGBench state-based dataset names such as "
+                   "antmaze-large-navigate-v0, with -oraclerep or -singletask[-taskN] variants; dm_control: "
+                   f"{', '.join(DMC_TASKS)})")

@@ -40,12 +40,12 @@ def evaluate(
     if env.kind == "dmc":
         return _evaluate_dmc(agent, env, episodes_per_task, w, eval_seed, train_seed)
     import gymnasium
-    import ogbench.locomaze  # noqa: F401  (registers the environments)
+    import ogbench  # noqa: F401  (registers the environments)
 
     slots = [(task, ep) for task in tasks for ep in range(episodes_per_task)]
     envs, obs, goals = [], [], []
     for task, ep in slots:
-        e = gymnasium.make(env.eval_env_id)
+        e = gymnasium.make(env.eval_env_id, **({"use_oracle_rep": True} if env.oracle_rep else {}))
         seed = episode_seed(eval_seed, train_seed, task, ep)
         np.random.seed(seed % (2**32))  # OGBench draws start/goal jitter from the global RNG
         e.action_space.seed(seed)

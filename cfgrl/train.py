@@ -46,11 +46,18 @@ def make_sampler(env: EnvInfo, data_path: str | Path, geometric_discount: float 
                                      d["next_observations"])
     data = load_ogbench_npz(data_path)  # validates keys, shapes and values with one-line errors
     if env.goal_conditioned:
-        return GoalSampler(data["observations"], data["actions"], data["terminals"],
-                           geometric_discount=geometric_discount)
-    import ogbench
+        goal_reps = None
+        if env.oracle_rep:  # OGBench's ground-truth goal representation of every row, from its own code
+            import gymnasium
+            from ogbench.relabel_utils import add_oracle_reps
 
-    _, train_set, _ = ogbench.make_env_and_datasets(env.name, dataset_path=str(data_path), compact_dataset=False)
+            add_oracle_reps(env.eval_env_id, gymnasium.make(env.eval_env_id, use_oracle_rep=True), data)
+            goal_reps = data["oracle_reps"].astype(np.float32)
+        return GoalSampler(data["observations"], data["actions"], data["terminals"], goal_reps=goal_reps,
+                           geometric_discount=geometric_discount)
+    from cfgrl.ogbench_source import load_ogbench
+
+    train_set, _ = load_ogbench(env.name, dataset_path=data_path, compact=False)
     return TransitionSampler(train_set["observations"], train_set["actions"], train_set["rewards"],
                              train_set["masks"], train_set["next_observations"])
 
