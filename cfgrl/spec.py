@@ -142,13 +142,16 @@ def load_spec(path: str | Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: (top level): must be a mapping of spec fields")
 
+    for entry in (raw.get("methods") or {}).values():  # YAML 1.1 reads a bare `on:` key as the boolean true
+        if isinstance(entry, dict) and isinstance(entry.get("select"), dict) and True in entry["select"]:
+            entry["select"]["on"] = entry["select"].pop(True)
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(raw), key=lambda e: (len(e.absolute_path), list(map(str, e.path))))
     if errors:
         field, message = _schema_message(errors[0])
         raise SpecError(f"{path}: {field}: {message}")
 
-    spec = _merge(DEFAULTS, raw)
+    spec = _merge(DEFAULTS, {k: v for k, v in raw.items() if not k.startswith("x-")})
     for env_name, env in spec["envs"].items():
         try:
             info = resolve_env(env_name)
@@ -221,7 +224,7 @@ def select_problem(rule: dict[str, Any], grid: list[float] | None, guided: bool)
 def batch_problem(cls: type, env: EnvInfo) -> str | None:
     """Why a method cannot train on an env's data (None when it can)."""
     needs = getattr(cls, "batch_kind", "goals" if cls.goal_conditioned else "transitions")
-    if needs == "goals" and not env.goal_conditioned:
+    if needs in ("goals", "subgoals") and not env.goal_conditioned:
         return f"goal-conditioned method cannot train on '{env.name}' (no goals; use a *-navigate-v0 env)"
     if needs == "transitions" and env.goal_conditioned:
         return f"reward-based method cannot train on '{env.name}' (no rewards; use a *-singletask-v0 env)"

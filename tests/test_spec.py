@@ -82,6 +82,24 @@ def test_bad_spec_is_rejected_with_one_line(tmp_path, label, change, field, frag
     assert fragment in message
 
 
+def test_bare_on_key_is_read_as_on_not_true(tmp_path):
+    text = yaml.safe_dump(GOOD).replace("gc_cfgrl:\n", "gc_cfgrl:\n    select: {type: validation, on: episodes}\n")
+    path = tmp_path / "on.yaml"
+    path.write_text(text)
+    assert "on: episodes" in text  # YAML 1.1 reads this bare key as the boolean true
+    assert load_spec(path)["methods"]["gc_cfgrl"]["select"] == {"type": "validation", "on": "episodes"}
+
+
+def test_paper_specs_dry_run_through_snakemake(tmp_path):
+    for name, jobs in [("paper-exorl", 2104), ("paper-ogbench-singletask", 1812), ("paper-ogbench-gc", 779)]:
+        proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "-s", str(REPO / "Snakefile"),
+                               "--directory", str(tmp_path), "--configfile", str(REPO / "specs" / f"{name}.yaml")],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        total = [ln for ln in proc.stdout.splitlines() if ln.startswith("total")]
+        assert total and int(total[0].split()[-1]) == jobs, (name, total)
+
+
 def test_snakemake_stops_before_any_job_with_the_one_line_error(tmp_path):
     path = write(tmp_path, _mutated(lambda s: s["methods"]["gc_cfgrl"].__setitem__("w", ["x"])))
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "-s", str(REPO / "Snakefile"),
