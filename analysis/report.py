@@ -12,6 +12,7 @@ import pandas as pd
 
 from analysis.figures import success_vs_w
 from analysis.paper_numbers import SUITE_METHOD, lookup
+from analysis.plots import gradient_concentration, gradient_norms_plot
 from analysis.selection import rows_for, select_reported, split_rows
 from analysis.significance import compare_rows
 from analysis.stats import paired_differences, summarize_by
@@ -189,6 +190,29 @@ def _comparisons(spec: dict[str, Any], cells: pd.DataFrame) -> list[str]:
     return parts
 
 
+def _gradient_section(spec: dict[str, Any], outdir: Path) -> list[str]:
+    """The paper's Fig. 2 diagnostic: per-sample actor-gradient norms saved at the end of training
+    (train/<method>/<env>/seed<k>/grad_norms.npz) of every method that has them, pooled over seeds, per env."""
+    parts = []
+    for env in spec["envs"]:
+        norms = {}
+        for method in spec["methods"]:
+            files = sorted((outdir / "train" / method / env).glob("seed*/grad_norms.npz"))
+            if files:
+                norms[method] = np.concatenate([np.load(f)["norms"] for f in files])
+        if len(norms) < 2:
+            continue
+        stem = outdir / "figures" / f"grad_norms_{env}"
+        gradient_norms_plot(norms, stem)
+        rows = [[m, str(len(v)), *(pct(x) for x in gradient_concentration(v).values())] for m, v in norms.items()]
+        parts += [f"### Per-sample actor-gradient norms on {env} (paper's Fig. 2)", "",
+                  "Share of the total gradient mass carried by the largest-norm samples of one batch per seed "
+                  "(uniform norms would give 1% and 10%).", "",
+                  _table(["method", "samples", "top 1% share (%)", "top 10% share (%)"], rows), "",
+                  f"![gradient norms on {env}](figures/{stem.name}.png)", ""]
+    return parts
+
+
 def write_report(spec: dict[str, Any], cells_path: str | Path, outdir: str | Path) -> Path:
     """Compute statistics from the cells table, draw figures, write stats.csv and report.md into outdir."""
     outdir = Path(outdir)
@@ -202,6 +226,7 @@ def write_report(spec: dict[str, Any], cells_path: str | Path, outdir: str | Pat
     for env in sorted(test["env"].unique()):
         parts += _env_section(spec, test, env, outdir)
     parts += _comparisons(spec, cells)
+    parts += _gradient_section(spec, outdir)
     parts += ["Files: `cells.csv` (one row per cell; `split` = test or validation), `stats.csv` (the test-split "
               "tables), `figures/` (PNG and PDF).", ""]
     path = outdir / "report.md"

@@ -52,3 +52,5 @@ def test_reward_based_spec_runs_end_to_end(tmp_path):
     norms = np.load(out / "train" / "cfgrl" / "cheetah-run" / "seed0" / "grad_norms.npz")["norms"]
     assert norms.shape == (64,) and (norms > 0).all()
     assert (out / "data" / "exorl" / "cheetah" / "rnd" / "ready.json").exists()
+    assert "### Per-sample actor-gradient norms on cheetah-run" in report
+    assert (out / "figures" / "grad_norms_cheetah-run.png").stat().st_size > 10_000
