@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-CELL_COLUMNS = ["method", "env", "seed", "w", "split", "success", "return", "episodes", "spec_hash", "code_version",
-                "path"]
+CELL_COLUMNS = ["method", "registry", "temperature", "env", "seed", "w", "split", "success", "return", "episodes",
+                "spec_hash", "code_version", "path"]
 
 
 def read_cell(path: str | Path) -> dict:
@@ -21,7 +21,9 @@ def read_cell(path: str | Path) -> dict:
     flags = [e["success"] for e in episodes]
     success = float("nan") if any(f is None for f in flags) else float(np.mean(flags))
     return {
-        "method": result["method"],
+        "method": result["method"],  # the spec's method entry
+        "registry": result.get("registry", result["method"]),  # the registered method behind it
+        "temperature": result.get("settings", {}).get("temperature", np.nan),  # AWR's T
         "env": result["env"],
         "seed": int(result["seed"]),
         "w": np.nan if result["w"] is None else float(result["w"]),

@@ -35,7 +35,7 @@ SUITE_METHOD: dict[str, tuple[str, float | None]] = {
     "CFGRL": ("cfgrl", None),
     "Flow GCBC": ("gc_cfgrl", 1.0),
     "GC CFGRL": ("gc_cfgrl", 3.0),
-    "Flow HGCBC": ("hcfgrl", 1.0),
+    "Flow HGCBC": ("flow_hgcbc", None),
     "HCFGRL": ("hcfgrl", 3.0),
 }
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from analysis.figures import success_vs_w
 from analysis.paper_numbers import SUITE_METHOD, lookup
-from analysis.plots import gradient_concentration, gradient_norms_plot
+from analysis.plots import gradient_concentration, gradient_norms_plot, temperature_and_w
 from analysis.selection import rows_for, select_reported, split_rows
 from analysis.significance import compare_rows
 from analysis.stats import paired_differences, summarize_by
@@ -213,6 +213,26 @@ def _gradient_section(spec: dict[str, Any], outdir: Path) -> list[str]:
     return parts
 
 
+def _temperature_section(cells: pd.DataFrame, outdir: Path) -> list[str]:
+    """The paper's Fig. 3: AWR vs its temperature T (one spec entry per T) beside CFGRL vs w, per env."""
+    if "registry" not in cells.columns:
+        return []
+    test = split_rows(cells)
+    awr = test[test["registry"] == "awr"].assign(method="awr")
+    cfg = test[test["registry"] == "cfgrl"].assign(method="cfgrl")
+    parts = []
+    for value in ("success", "return"):
+        envs = sorted(e for e in set(awr["env"]) & set(cfg["env"]) if metric(e) == value)
+        if not envs:
+            continue
+        stem = outdir / "figures" / f"awr_temperature_vs_cfgrl_w_{value}"
+        temperature_and_w(pd.concat([awr, cfg]), stem, envs=envs, value=value,
+                          scale=100.0 if value == "success" else 1.0,
+                          ylabel="success rate (%)" if value == "success" else "return")
+        parts += [f"![AWR vs T beside CFGRL vs w ({value})](figures/{stem.name}.png)", ""]
+    return (["## AWR temperature vs CFGRL guidance (paper's Fig. 3)", "", *parts]) if parts else []
+
+
 def write_report(spec: dict[str, Any], cells_path: str | Path, outdir: str | Path) -> Path:
     """Compute statistics from the cells table, draw figures, write stats.csv and report.md into outdir."""
     outdir = Path(outdir)
@@ -226,6 +246,7 @@ def write_report(spec: dict[str, Any], cells_path: str | Path, outdir: str | Pat
     for env in sorted(test["env"].unique()):
         parts += _env_section(spec, test, env, outdir)
     parts += _comparisons(spec, cells)
+    parts += _temperature_section(cells, outdir)
     parts += _gradient_section(spec, outdir)
     parts += ["Files: `cells.csv` (one row per cell; `split` = test or validation), `stats.csv` (the test-split "
               "tables), `figures/` (PNG and PDF).", ""]

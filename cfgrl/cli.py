@@ -117,7 +117,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     eval_seed = spec["eval"]["seed" if args.split == "test" else "validation_seed"]
     result = evaluate(agent, resolve_env(args.env), env_cfg["tasks"], env_cfg["episodes_per_task"], w,
                       eval_seed, args.seed)
-    result.update(method=args.method, env=args.env, seed=args.seed, w=w, split=args.split,
+    settings = {"temperature": float(agent.temperature)} if hasattr(agent, "temperature") else {}
+    result.update(method=args.method, registry=record["method"], settings=settings, env=args.env, seed=args.seed,
+                  w=w, split=args.split,
                   provenance=provenance(spec, device=str(agent.device), eval_seed=eval_seed,
                                         model=str(args.model), train_provenance=record["provenance"]))
     atomic_write_json(args.out, result)

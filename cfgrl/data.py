@@ -131,3 +131,44 @@ class TransitionSampler:
         return {"observations": self.observations[idxs], "actions": self.actions[idxs],
                 "rewards": self.rewards[idxs], "masks": self.masks[idxs],
                 "next_observations": self.next_observations[idxs]}
+
+
+@dataclass
+class SubgoalSampler(GoalSampler):
+    """Hierarchical goal-conditioned batches: GoalSampler's (s_t, a_t, g) plus the subgoals of both levels.
+
+    For a transition t with hindsight goal index g (drawn as in GoalSampler) and episode end e, k = subgoal_steps:
+    - `subgoals` = goal_source[min(t + k, g, e)]: the high-level policy's target (the goal representation of
+      s_{t+k}, capped at the goal and at the episode end, so a goal nearer than k steps is its own subgoal);
+    - `low_goals` = goal_source[min(t + k, e)]: the low-level goal of the authors' code (OGBench's HGCDataset
+      `low_actor_goals`), s_{t+k} capped only at the episode end. A low-level policy may use either key as its
+      goal (the agents' `low_goal` config field chooses).
+    """
+
+    subgoal_steps: int = 25
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.subgoal_steps < 1:
+            raise DataError(f"subgoal_steps must be >= 1, got {self.subgoal_steps}")
+
+    def subgoal_idxs(self, idxs: np.ndarray, goal_idxs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(high-level target indices min(t + k, g, e), low-level goal indices min(t + k, e)), each (B,)."""
+        low = np.minimum(idxs + self.subgoal_steps, self.episode_end[idxs])
+        return np.minimum(low, goal_idxs), low
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Return observations (B, obs_dim), actions (B, A), goals, subgoals and low_goals (B, goal_dim).
+
+        Draws from `rng` exactly what GoalSampler.sample draws (rows, then goal indices)."""
+        idxs = self.valid_idxs[rng.integers(len(self.valid_idxs), size=batch_size)]
+        goal_idxs = self.sample_goal_idxs(idxs, rng)
+        sub_idxs, low_idxs = self.subgoal_idxs(idxs, goal_idxs)
+        source = self.goal_source
+        return {
+            "observations": self.observations[idxs],
+            "actions": self.actions[idxs],
+            "goals": source[goal_idxs],
+            "subgoals": source[sub_idxs],
+            "low_goals": source[low_idxs],
+        }

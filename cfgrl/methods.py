@@ -14,6 +14,9 @@ METHODS: dict[str, str] = {
     "bc": "baselines.bc:BC",  # Gaussian BC (goal ignored)
     "flow_bc": "baselines.flow_bc:FlowBC",  # unconditional flow-matching BC (goal ignored)
     "flow_gcbc": "baselines.flow_gcbc:FlowGCBC",  # goal-conditioned flow-matching BC, no guidance
+    "hcfgrl": "cfgrl.hcfgrl:HCFGRL",  # hierarchical goal-conditioned CFGRL: both levels guided with the same w
+    "hgcbc": "baselines.hgcbc:HGCBC",  # hierarchical Gaussian GCBC (high level: subgoal mean, low level: action)
+    "flow_hgcbc": "baselines.flow_hgcbc:FlowHGCBC",  # hierarchical flow GCBC (HCFGRL's policy, no null goals)
 }
 
 

@@ -114,12 +114,14 @@ def flow_pair(actions: torch.Tensor, generator: torch.Generator, time_grid: int 
 
 
 def flow_act(net: FlowVelocity, cond: torch.Tensor, null_cond: torch.Tensor | None, w: torch.Tensor | float,
-             generator: torch.Generator, steps: int, action_dim: int) -> torch.Tensor:
+             generator: torch.Generator, steps: int, action_dim: int, clip: float | None = 1.0) -> torch.Tensor:
     """Sample actions (B, A) in [-1, 1] by Euler-integrating v = v(null) + w (v(cond) - v(null)) from noise.
 
     cond, null_cond (B, C): the conditional and the null conditioning rows (null_cond None: unguided, v(cond)).
     w: scalar or (B,), each row its own weight. The two branches go through the network as one batch of 2B
     rows; when every w is 0 (or 1) only the needed branch is computed, so w = 0 / 1 reproduce it bit for bit.
+    clip: the samples are clipped to [-clip, clip]; None leaves them unclipped (e.g. subgoals of a hierarchical
+    policy, which live in goal space, not the action box).
     """
     b = cond.shape[0]
     w = torch.as_tensor(w, dtype=cond.dtype, device=cond.device).expand(b)
@@ -138,7 +140,7 @@ def flow_act(net: FlowVelocity, cond: torch.Tensor, null_cond: torch.Tensor | No
         return v, v
 
     noise = torch.randn((b, action_dim), generator=generator, device=cond.device, dtype=cond.dtype)
-    return guided_euler_sample(velocity, noise, w, steps)
+    return guided_euler_sample(velocity, noise, w, steps, clip=clip)
 
 
 # ------------------------------------------------------------------------------------ per-sample gradient norms

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from cfgrl.agent import Agent
-from cfgrl.data import GoalSampler, TransitionSampler, load_ogbench_npz
+from cfgrl.data import GoalSampler, SubgoalSampler, TransitionSampler, load_ogbench_npz
 from cfgrl.envs import EnvInfo, resolve_env
 from cfgrl.io import atomic_savez, atomic_write, atomic_write_text
 from cfgrl.methods import method_class
@@ -35,9 +35,10 @@ def build_agent(method: str, config: Any, obs_dim: int, action_dim: int, goal_di
     return method_class(method)(config, obs_dim, action_dim, goal_dim, device, seed)
 
 
-def make_sampler(env: EnvInfo, data_path: str | Path, geometric_discount: float | None = None
-                 ) -> GoalSampler | TransitionSampler:
-    """The batch sampler for an env's dataset file: hindsight goals for goal-conditioned envs, reward-labelled
+def make_sampler(env: EnvInfo, data_path: str | Path, geometric_discount: float | None = None,
+                 subgoal_steps: int | None = None) -> GoalSampler | TransitionSampler:
+    """The batch sampler for an env's dataset file: hindsight goals for goal-conditioned envs (plus the subgoals
+    k = `subgoal_steps` ahead when given: hierarchical methods, cfgrl.data.SubgoalSampler), reward-labelled
     transitions (OGBench's own single-task relabelling) for single-task envs, ExORL transitions (rewards
     recomputed for the task) for dm_control envs."""
     if env.kind == "dmc":
@@ -53,6 +54,9 @@ def make_sampler(env: EnvInfo, data_path: str | Path, geometric_discount: float 
 
             add_oracle_reps(env.eval_env_id, gymnasium.make(env.eval_env_id, use_oracle_rep=True), data)
             goal_reps = data["oracle_reps"].astype(np.float32)
+        if subgoal_steps is not None:
+            return SubgoalSampler(data["observations"], data["actions"], data["terminals"], goal_reps=goal_reps,
+                                  geometric_discount=geometric_discount, subgoal_steps=subgoal_steps)
         return GoalSampler(data["observations"], data["actions"], data["terminals"], goal_reps=goal_reps,
                            geometric_discount=geometric_discount)
     from cfgrl.ogbench_source import load_ogbench
@@ -90,7 +94,8 @@ def train(spec: dict[str, Any], method: str, env: str, seed: int, data_path: str
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "_progress" / "checkpoint.pt"
 
-    sampler = make_sampler(resolve_env(env), data_path, getattr(config, "geometric_discount", None))
+    sampler = make_sampler(resolve_env(env), data_path, getattr(config, "geometric_discount", None),
+                           subgoal_steps=getattr(config, "subgoal_steps", None))  # set by hierarchical methods
     obs_dim, action_dim = sampler.observations.shape[1], sampler.actions.shape[1]
     goal_dim = sampler.goal_source.shape[1] if isinstance(sampler, GoalSampler) else 0
     agent = build_agent(registry_name(spec, method), config, obs_dim, action_dim, goal_dim, device, seed)

@@ -23,6 +23,7 @@ TINY = {
     },
     "methods": {
         "awr": {"config": CONFIG},
+        "awr_t1": {"method": "awr", "config": {**CONFIG, "temperature": 1.0}},
         "cfgrl": {"w": [0, 1, 3], "select": {"type": "fixed", "value": 3}, "config": {**CONFIG, "flow_steps": 4}},
         "bc": {"config": CONFIG},
     },
@@ -53,4 +54,7 @@ def test_reward_based_spec_runs_end_to_end(tmp_path):
     assert norms.shape == (64,) and (norms > 0).all()
     assert (out / "data" / "exorl" / "cheetah" / "rnd" / "ready.json").exists()
     assert "### Per-sample actor-gradient norms on cheetah-run" in report
+    assert (out / "figures" / "awr_temperature_vs_cfgrl_w_return.png").stat().st_size > 10_000
+    cells = (out / "cells.csv").read_text().splitlines()
+    assert cells[0].startswith("method,registry,temperature,") and any(",awr,1.0," in c for c in cells)
     assert (out / "figures" / "grad_norms_cheetah-run.png").stat().st_size > 10_000
