@@ -3,7 +3,7 @@
 import sys
 
 from cfgrl.envs import resolve_env
-from cfgrl.spec import SpecError, eval_cells, load_spec
+from cfgrl.spec import SpecError, eval_cells, job_hashes, load_spec
 
 SPEC_PATH = config.get("spec") or (workflow.overwrite_configfiles[-1] if workflow.overwrite_configfiles
                                    else "specs/default.yaml")
@@ -15,6 +15,7 @@ except SpecError as err:
 
 OUT = f"results/{SPEC['name']}"
 CELLS = eval_cells(SPEC)
+HASHES = job_hashes(SPEC)  # `params` of the rules: a spec edit reruns exactly the jobs whose settings changed
 
 
 wildcard_constraints:

@@ -231,6 +231,22 @@ def batch_problem(cls: type, env: EnvInfo) -> str | None:
     return None
 
 
+def job_hashes(spec: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Content hashes of what each kind of job reads from the spec, for Snakemake `params`, so that editing a
+    spec reruns exactly the jobs it touched: {'data': {env: h}, 'train': {(method, env): h}, 'eval': {env: h}}.
+    Training depends on the method entry (its registry name and config) and the env's data settings;
+    evaluation on the env's eval settings and the eval seeds (the checkpoint is an input already)."""
+    envs, methods = spec["envs"], spec["methods"]
+    data = {env: spec_hash({"env": env, "data": envs[env]["data"]}) for env in envs}
+    train = {f"{m}|{env}": spec_hash({"method": entry.get("method", m), "config": entry.get("config") or {},
+                                      "data": data[env], "threads": spec["train"]["threads"]})
+             for m, entry in methods.items() for env in envs}
+    evals = {env: spec_hash({"eval": envs[env]["eval"], "seeds": {k: spec["eval"][k] for k in ("seed",
+                                                                                      "validation_seed")}})
+             for env in envs}
+    return {"data": data, "train": train, "eval": evals}
+
+
 def spec_hash(raw: dict[str, Any]) -> str:
     """Short content hash of a spec (provenance in every result file)."""
     return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:16]

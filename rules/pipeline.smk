@@ -18,6 +18,9 @@ rule exorl_domain:
         f"{OUT}/logs/data/exorl-{{domain}}.log",
     benchmark:
         f"{OUT}/benchmarks/data/exorl-{{domain}}.tsv"
+    params:
+        spec_hash=lambda wc: ",".join(sorted(HASHES["data"][e] for e in SPEC["envs"]
+                                             if resolve_env(e).kind == "dmc" and resolve_env(e).datagen_env_id == wc.domain)),
     threads: workflow.cores
     retries: 2
     shell:
@@ -35,6 +38,8 @@ rule data:
         f"{OUT}/logs/data/{{env}}.log",
     benchmark:
         f"{OUT}/benchmarks/data/{{env}}.tsv"
+    params:
+        spec_hash=lambda wc: HASHES["data"][wc.env],
     threads: workflow.cores
     retries: 2
     shell:
@@ -52,6 +57,8 @@ rule train:
         f"{OUT}/logs/train/{{method}}/{{env}}/seed{{seed}}.log",
     benchmark:
         f"{OUT}/benchmarks/train/{{method}}/{{env}}/seed{{seed}}.tsv"
+    params:
+        spec_hash=lambda wc: HASHES["train"][f"{wc.method}|{wc.env}"],
     threads: SPEC["train"]["threads"]
     resources:
         mem_mb=4000,
@@ -69,6 +76,8 @@ rule evaluate:
         f"{OUT}/logs/eval/{{split}}/{{method}}/{{env}}/seed{{seed}}/w{{w}}.log",
     benchmark:
         f"{OUT}/benchmarks/eval/{{split}}/{{method}}/{{env}}/seed{{seed}}/w{{w}}.tsv"
+    params:
+        spec_hash=lambda wc: HASHES["eval"][wc.env],
     threads: SPEC["eval"]["threads"]
     resources:
         mem_mb=2000,
@@ -96,8 +105,10 @@ rule report:
     input:
         cells=f"{OUT}/cells.csv",
     output:
-        report=f"{OUT}/report.md",
+        report=report(f"{OUT}/report.md", caption="report/report.rst", category="Report"),
         stats=f"{OUT}/stats.csv",
+        figures=report(directory(f"{OUT}/figures"), patterns=["{name}.png"], caption="report/figures.rst",
+                       category="Figures"),
     log:
         f"{OUT}/logs/report.log",
     benchmark:

@@ -1,6 +1,7 @@
 """A tiny spec through the real Snakemake workflow; the report must agree with the per-cell result files."""
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -89,3 +90,11 @@ def test_tiny_spec_runs_end_to_end_and_report_matches_cells(tmp_path):
     assert redraw.returncode == 0, redraw.stderr[-2000:]
     assert (out / "report.md").read_text() == report
     assert model.stat().st_mtime == mtime
+
+    # editing one method's config reruns exactly that method's training and evaluation cells
+    edited = yaml.safe_load(spec.read_text())
+    edited["methods"]["gcbc"]["config"]["steps"] = 301
+    spec.write_text(yaml.safe_dump(edited))
+    plan = snakemake(tmp_path, spec, "-n")
+    stats = dict(re.findall(r"^(\w+)\s+(\d+)$", plan.stdout, flags=re.M))
+    assert stats.get("train") == "2" and stats.get("evaluate") == "2" and "data" not in stats, plan.stdout[-2000:]
