@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-CELL_COLUMNS = ["method", "registry", "temperature", "env", "seed", "w", "split", "success", "return", "episodes",
-                "spec_hash", "code_version", "path"]
+CELL_COLUMNS = ["method", "registry", "temperature", "env", "seed", "w", "split", "success", "return", "distance_to_w0",
+                "episodes", "spec_hash", "code_version", "path"]
 
 
 def read_cell(path: str | Path) -> dict:
@@ -30,6 +30,7 @@ def read_cell(path: str | Path) -> dict:
         "split": result.get("split", "test"),
         "success": success,
         "return": float(np.mean([e.get("return", np.nan) for e in episodes])),
+        "distance_to_w0": result.get("distance_to_w0", np.nan),  # mean ||a_w - a_0||^2 on dataset states
         "episodes": len(episodes),
         "spec_hash": result["provenance"].get("spec_hash"),
         "code_version": result["provenance"].get("code_version"),

@@ -12,7 +12,7 @@ import pandas as pd
 
 from analysis.figures import success_vs_w
 from analysis.paper_numbers import SUITE_METHOD, lookup
-from analysis.plots import gradient_concentration, gradient_norms_plot, temperature_and_w
+from analysis.plots import distance_vs_w, gradient_concentration, gradient_norms_plot, temperature_and_w
 from analysis.selection import rows_for, select_reported, split_rows
 from analysis.significance import compare_rows
 from analysis.stats import paired_differences, summarize_by
@@ -213,6 +213,31 @@ def _gradient_section(spec: dict[str, Any], outdir: Path) -> list[str]:
     return parts
 
 
+def _distance_section(cells: pd.DataFrame, outdir: Path) -> list[str]:
+    """The reviewers' question: how far pi_w moves from pi_0 (mean ||a_w - a_0||^2 on validation-dataset states,
+    same noise) as w grows, beside performance, per guided method and env."""
+    if "distance_to_w0" not in cells.columns:
+        return []
+    test = split_rows(cells)
+    test = test[test["distance_to_w0"].notna()]
+    parts = []
+    for (method, env), group in test.groupby(["method", "env"]):
+        value = metric(env)
+        stem = outdir / "figures" / f"distance_vs_w_{method}_{env}"
+        distance_vs_w(group.rename(columns={"distance_to_w0": "distance"}), stem, value=value,
+                      scale=100.0 if value == "success" else 1.0,
+                      ylabel="success rate (%)" if value == "success" else "return")
+        means = group.groupby("w")["distance_to_w0"].mean()
+        parts += [f"- `{method}` on {env}: mean ||a_w - a_0||^2 by w: "
+                  + ", ".join(f"w={w:g}: {d:.3f}" for w, d in means.items()),
+                  "", f"![distance from pi_0 vs w, {method} on {env}](figures/{stem.name}.png)", ""]
+    if not parts:
+        return []
+    return ["## How far guidance moves the policy from the data", "",
+            "Mean squared distance between actions of pi_w and pi_0 (w = 0: the flow behaviour policy) on 512 states "
+            "of the validation dataset, drawn from the same noise, per seed; next to performance.", "", *parts]
+
+
 def _temperature_section(cells: pd.DataFrame, outdir: Path) -> list[str]:
     """The paper's Fig. 3: AWR vs its temperature T (one spec entry per T) beside CFGRL vs w, per env."""
     if "registry" not in cells.columns:
@@ -246,6 +271,7 @@ def write_report(spec: dict[str, Any], cells_path: str | Path, outdir: str | Pat
     for env in sorted(test["env"].unique()):
         parts += _env_section(spec, test, env, outdir)
     parts += _comparisons(spec, cells)
+    parts += _distance_section(cells, outdir)
     parts += _temperature_section(cells, outdir)
     parts += _gradient_section(spec, outdir)
     parts += ["Files: `cells.csv` (one row per cell; `split` = test or validation), `stats.csv` (the test-split "

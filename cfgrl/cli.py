@@ -117,6 +117,15 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     eval_seed = spec["eval"]["seed" if args.split == "test" else "validation_seed"]
     result = evaluate(agent, resolve_env(args.env), env_cfg["tasks"], env_cfg["episodes_per_task"], w,
                       eval_seed, args.seed)
+    if agent.guided and args.data is not None:  # the reviewers' question: how far does pi_w move from pi_0?
+        from cfgrl.evaluate import action_shift, episode_seed
+        from cfgrl.train import make_sampler
+
+        cfg = agent.config
+        sampler = make_sampler(resolve_env(args.env), args.data, getattr(cfg, "geometric_discount", None),
+                               getattr(cfg, "subgoal_steps", None))
+        states = sampler.sample(512, np.random.default_rng([args.seed, 3]))
+        result["distance_to_w0"] = action_shift(agent, states, w, episode_seed(eval_seed, args.seed, 0, 3))
     settings = {"temperature": float(agent.temperature)} if hasattr(agent, "temperature") else {}
     result.update(method=args.method, registry=record["method"], settings=settings, env=args.env, seed=args.seed,
                   w=w, split=args.split,
@@ -187,6 +196,8 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument(name, required=True)
     p.add_argument("--seed", required=True, type=int)
     p.add_argument("--w", default=None, help="guidance weight, or 'none' for unguided methods")
+    p.add_argument("--data", type=Path, default=None,
+                   help="dataset file whose states measure ||a_w - a_0||^2 (the validation file)")
     p.add_argument("--split", default="test", choices=["test", "validation"],
                    help="test: the reported episodes; validation: separate episodes for choosing w")
     p.add_argument("--out", required=True, type=Path)

@@ -123,3 +123,16 @@ def _evaluate_dmc(agent: Agent, env: EnvInfo, episodes: int, w: float | None, ev
         "wall_s": time.perf_counter() - t0,
         "policy_s": policy_time,
     }
+
+
+@torch.no_grad()
+def action_shift(agent: Agent, batch: dict[str, np.ndarray], w: float, seed: int) -> float:
+    """How far pi_w moves from pi_0 (flow BC, the behaviour policy) on dataset states: the mean over states of
+    ||a_w - a_0||^2, both sampled from the same noise. batch: observations (N, obs_dim) [, goals (N, goal_dim)]."""
+    obs = torch.from_numpy(np.ascontiguousarray(batch["observations"])).to(agent.device)
+    goals = torch.from_numpy(np.ascontiguousarray(batch["goals"])).to(agent.device) if "goals" in batch else None
+    actions = []
+    for weight in (w, 0.0):
+        agent.reseed(seed)
+        actions.append(agent.act(obs, goals, weight))
+    return float((actions[0] - actions[1]).pow(2).sum(-1).mean())

@@ -71,6 +71,10 @@ def test_tiny_spec_runs_end_to_end_and_report_matches_cells(tmp_path):
     assert len(per_cell) == 4 and all(len(v) == 2 for v in per_cell.values())
     assert len(list((out / "eval" / "validation").glob("gc_cfgrl/*/seed*/w*.json"))) == 6
     assert "## Reported settings and comparisons" in report and "chosen on validation episodes" in report
+    assert "## How far guidance moves the policy from the data" in report
+    cell_dir = out / "eval" / "test" / "gc_cfgrl" / "pointmaze-medium-navigate-v0" / "seed0"
+    w0, w2 = (json.loads((cell_dir / f"w{w}.json").read_text()) for w in (0, 2))
+    assert w0["distance_to_w0"] == 0.0 and w2["distance_to_w0"] > 0.0
     table = parse_tables(report)
     assert set(table) == set(per_cell)
     for key, seeds in per_cell.items():
