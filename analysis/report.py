@@ -214,7 +214,7 @@ def _gradient_section(spec: dict[str, Any], outdir: Path) -> list[str]:
 
 
 def _distance_section(cells: pd.DataFrame, outdir: Path) -> list[str]:
-    """The reviewers' question: how far pi_w moves from pi_0 (mean ||a_w - a_0||^2 on validation-dataset states,
+    """The reviewers' question: how far pi_w moves from pi_0 (mean ||a_w - a_0||^2 on dataset states,
     same noise) as w grows, beside performance, per guided method and env."""
     if "distance_to_w0" not in cells.columns:
         return []
@@ -235,7 +235,7 @@ def _distance_section(cells: pd.DataFrame, outdir: Path) -> list[str]:
         return []
     return ["## How far guidance moves the policy from the data", "",
             "Mean squared distance between actions of pi_w and pi_0 (w = 0: the flow behaviour policy) on 512 states "
-            "of the validation dataset, drawn from the same noise, per seed; next to performance.", "", *parts]
+            "of the dataset, drawn from the same noise, per seed; next to performance.", "", *parts]
 
 
 def _temperature_section(cells: pd.DataFrame, outdir: Path) -> list[str]:

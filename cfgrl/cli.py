@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", required=True, type=int)
     p.add_argument("--w", default=None, help="guidance weight, or 'none' for unguided methods")
     p.add_argument("--data", type=Path, default=None,
-                   help="dataset file whose states measure ||a_w - a_0||^2 (the validation file)")
+                   help="dataset file whose states measure ||a_w - a_0||^2 (the training data)")
     p.add_argument("--split", default="test", choices=["test", "validation"],
                    help="test: the reported episodes; validation: separate episodes for choosing w")
     p.add_argument("--out", required=True, type=Path)

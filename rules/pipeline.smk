@@ -70,7 +70,7 @@ rule train:
 rule evaluate:
     input:
         model=f"{OUT}/train/{{method}}/{{env}}/seed{{seed}}/model.pt",
-        val=f"{OUT}/data/{{env}}-val.npz",
+        data=f"{OUT}/data/{{env}}.npz",
     output:
         f"{OUT}/eval/{{split}}/{{method}}/{{env}}/seed{{seed}}/w{{w}}.json",
     log:
@@ -85,7 +85,7 @@ rule evaluate:
     shell:
         "cfgrl evaluate --spec {SPEC_PATH} --method {wildcards.method} --env {wildcards.env}"
         " --seed {wildcards.seed} --w {wildcards.w} --split {wildcards.split} --model {input.model} --out {output}"
-        " --data {input.val}"
+        " --data {input.data}"
         " --threads {threads}"
         " > {log} 2>&1"
 
