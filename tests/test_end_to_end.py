@@ -102,3 +102,30 @@ def test_tiny_spec_runs_end_to_end_and_report_matches_cells(tmp_path):
     plan = snakemake(tmp_path, spec, "-n")
     stats = dict(re.findall(r"^(\w+)\s+(\d+)$", plan.stdout, flags=re.M))
     assert stats.get("train") == "2" and stats.get("evaluate") == "2" and "data" not in stats, plan.stdout[-2000:]
+
+
+ALL_GC = {
+    "name": "allgc",
+    "seeds": [0],
+    "envs": {"pointmaze-medium-navigate-v0": {"data": {"source": "generate", "episodes": 2},
+                                              "eval": {"episodes_per_task": 1, "tasks": [1, 2]}}},
+    "methods": {name: {"config": {"steps": 100, "batch_size": 32, "hidden": [32, 32], "log_every": 50}}
+                for name in ("bc", "flow_bc", "flow_gcbc", "hgcbc", "flow_hgcbc")}
+    | {"hcfgrl": {"w": [0, 1, 2], "config": {"steps": 100, "batch_size": 32, "hidden": [32, 32], "log_every": 50,
+                                             "flow_steps": 4}}},
+}
+
+
+@pytest.mark.slow
+def test_every_goal_conditioned_method_runs_through_the_pipeline(tmp_path):
+    spec = tmp_path / "allgc.yaml"
+    spec.write_text(yaml.safe_dump(ALL_GC))
+    proc = snakemake(tmp_path, spec)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "results" / "allgc"
+    table = parse_tables((out / "report.md").read_text())
+    expected = {(m, "—") for m in ("bc", "flow_bc", "flow_gcbc", "hgcbc", "flow_hgcbc")}
+    assert set(table) == expected | {("hcfgrl", w) for w in ("0", "1", "2")}
+    hcfgrl = json.loads((out / "eval" / "test" / "hcfgrl" / "pointmaze-medium-navigate-v0" / "seed0" / "w2.json")
+                        .read_text())
+    assert len(hcfgrl["episodes"]) == 2 and hcfgrl["distance_to_w0"] > 0
