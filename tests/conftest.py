@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import copy
+import io
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+from cfgrl.agent import Agent
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -36,3 +41,28 @@ def toy_episodes(lengths: list[int], obs_dim: int = 3, action_dim: int = 2, seed
     terminals[np.cumsum(lengths) - 1] = True
     return {"observations": rng.normal(size=(n, obs_dim)).astype(np.float32),
             "actions": rng.uniform(-1, 1, size=(n, action_dim)).astype(np.float32), "terminals": terminals}
+
+
+def assert_resume_is_exact(make: Callable[[int], Agent], batch: dict) -> None:
+    """Train make(0) 3 steps, save full_state, take one more step; a make(7) agent (other initialisation and RNG)
+    loaded from that state must reproduce the step, the parameters and the next actions bit for bit."""
+    agent = make(0)
+    for _ in range(3):
+        agent.update(batch)
+    buffer = io.BytesIO()
+    torch.save(agent.full_state(), buffer)
+    goals = batch.get("goals") if agent.goal_conditioned else None
+    expected_info = agent.update(batch)
+    expected_params = copy.deepcopy(agent.state_dict())
+    expected_act = agent.act(batch["observations"], goals, 2.0)
+
+    other = make(7)
+    buffer.seek(0)
+    other.load_full_state(torch.load(buffer, weights_only=False))
+    info = other.update(batch)
+    assert other.step == agent.step == 4
+    for k, v in expected_info.items():
+        assert torch.equal(info[k], v), k
+    for k, v in expected_params.items():
+        assert torch.equal(other.state_dict()[k], v), k
+    assert torch.equal(other.act(batch["observations"], goals, 2.0), expected_act)

@@ -3,9 +3,6 @@ exact resumption, and CFGRL's branches and loss."""
 
 from __future__ import annotations
 
-import copy
-import io
-
 import pytest
 import torch
 
@@ -13,6 +10,7 @@ from cfgrl.cfgrl import CFGRL, NULL, POSITIVE, CFGRLConfig
 from cfgrl.flow import flow_matching_loss
 from cfgrl.methods import method_class
 from cfgrl.policies import GaussianPolicy, flow_pair
+from tests.conftest import assert_resume_is_exact
 
 CPU = torch.device("cpu")
 OBS, ACT, GOAL = 5, 3, 2
@@ -109,28 +107,7 @@ def test_act_returns_bounded_actions(name, overrides, key):
 
 @pytest.mark.parametrize(("name", "overrides", "key"), CASES, ids=IDS)
 def test_full_state_round_trip_reproduces_the_next_update_bit_for_bit(name, overrides, key):
-    batch = make_batch()
-    agent = make_agent(name, overrides, seed=0)
-    for _ in range(3):
-        agent.update(batch)
-    buffer = io.BytesIO()
-    torch.save(agent.full_state(), buffer)
-    expected_info = agent.update(batch)
-    expected_params = copy.deepcopy(agent.state_dict())
-    expected_act = agent.act(batch["observations"], batch["goals"] if agent.goal_conditioned else None, 2.0)
-
-    other = make_agent(name, overrides, seed=7)  # different initialisation and RNG, then restored
-    buffer.seek(0)
-    other.load_full_state(torch.load(buffer, weights_only=False))
-    info = other.update(batch)
-    assert other.step == agent.step == 4
-    for k, v in expected_info.items():
-        assert torch.equal(info[k], v), k
-    for k, v in expected_params.items():
-        assert torch.equal(other.state_dict()[k], v), k
-    assert torch.equal(other.act(batch["observations"], batch["goals"] if other.goal_conditioned else None, 2.0),
-                       expected_act)
-
+    assert_resume_is_exact(lambda seed: make_agent(name, overrides, seed=seed), make_batch())
 
 def euler_with_label(agent: CFGRL, obs: torch.Tensor, label: int, seed: int) -> torch.Tensor:
     """Plain Euler integration of the actor's velocity for one label, with the noise `act` draws after reseed."""

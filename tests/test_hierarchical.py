@@ -3,9 +3,6 @@ on a fixed batch, act, HCFGRL's branches at w = 0 / 1, resumption, and one train
 
 from __future__ import annotations
 
-import copy
-import io
-
 import numpy as np
 import pytest
 import torch
@@ -17,7 +14,7 @@ from cfgrl.envs import resolve_env
 from cfgrl.hcfgrl import HCFGRL, HCFGRLConfig, low_level_goals
 from cfgrl.methods import method_class
 from cfgrl.spec import batch_problem
-from tests.conftest import toy_episodes
+from tests.conftest import assert_resume_is_exact, toy_episodes
 
 CPU = torch.device("cpu")
 OBS, ACT, GOAL = 5, 3, 2
@@ -267,29 +264,7 @@ def test_hcfgrl_trains_each_level_with_its_own_null_goal():
 
 @pytest.mark.parametrize("name", METHODS)
 def test_full_state_round_trip_reproduces_the_next_update_bit_for_bit(name):
-    batch = make_batch()
-    agent = make_agent(name, seed=0)
-    for _ in range(3):
-        agent.update(batch)
-    buffer = io.BytesIO()
-    torch.save(agent.full_state(), buffer)
-    expected_info = agent.update(batch)
-    expected_params = copy.deepcopy(agent.state_dict())
-    expected_act = agent.act(batch["observations"], batch["goals"], 2.0)
-
-    other = make_agent(name, seed=7)  # different initialisation and RNG, then restored
-    buffer.seek(0)
-    other.load_full_state(torch.load(buffer, weights_only=False))
-    info = other.update(batch)
-    assert other.step == agent.step == 4
-    for k, v in expected_info.items():
-        assert torch.equal(info[k], v), k
-    for k, v in expected_params.items():
-        assert torch.equal(other.state_dict()[k], v), k
-    assert torch.equal(other.act(batch["observations"], batch["goals"], 2.0), expected_act)
-
-
-# ------------------------------------------------------------------------------------ train, load and evaluate
+    assert_resume_is_exact(lambda seed: make_agent(name, seed=seed), make_batch())
 
 @pytest.mark.parametrize("method", METHODS)
 def test_train_then_load_and_evaluate(tmp_path, tiny_navigate_data, method):
