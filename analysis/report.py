@@ -16,6 +16,7 @@ from analysis.plots import distance_vs_w, gradient_concentration, gradient_norms
 from analysis.selection import rows_for, select_reported, split_rows
 from analysis.significance import compare_rows
 from analysis.stats import paired_differences, summarize_by
+from analysis.tables import results_table, to_latex, to_markdown
 from cfgrl.envs import resolve_env
 from cfgrl.io import atomic_write_text
 from cfgrl.provenance import code_version
@@ -258,6 +259,45 @@ def _temperature_section(cells: pd.DataFrame, outdir: Path) -> list[str]:
     return (["## AWR temperature vs CFGRL guidance (paper's Fig. 3)", "", *parts]) if parts else []
 
 
+PAPER_TABLES = {"dmc": "1", "ogbench-single": "2", "ogbench-goal": "3-flat"}
+
+
+def _paper_tables(spec: dict[str, Any], cells: pd.DataFrame, outdir: Path) -> list[str]:
+    """Tables in the paper's layout (rows = envs, columns = spec entries at their reported setting, the paper's
+    number beside ours, bold by the paper's >= 95%-of-best rule, * = Holm-significant), for the envs the paper
+    has numbers for; also written as LaTeX to tables/table<N>.tex."""
+    a = spec["analysis"]
+    parts = []
+    for kind, table_id in PAPER_TABLES.items():
+        envs = sorted(e for e in split_rows(cells)["env"].unique() if resolve_env(e).kind == kind)
+        paper = {label: names[0] for label, entry in spec["methods"].items()
+                 if (names := paper_names(entry.get("method", label), entry.get("select")))}
+        if not envs or not any(lookup(e, name, table_id) for e in envs for name in paper.values()):
+            continue
+        rows, guided, unguided = [], [], []
+        for label, entry in spec["methods"].items():
+            if label_class(spec, label).guided:
+                if "select" in entry:
+                    rows.append(select_reported(cells, label, entry["select"]))
+                    guided.append(label)
+            else:
+                rows.append(rows_for(cells, label, None))
+                unguided.append(label)
+        value = "return" if kind == "dmc" else "success"
+        table = results_table(pd.concat(rows), {label: label for label in guided + unguided}, value=value,
+                              envs=envs, paper={k: v for k, v in paper.items() if k in guided + unguided},
+                              paper_table=table_id, comparisons=[(g, u) for g in guided for u in unguided],
+                              ci=a["ci"], n_resamples=a["bootstrap_resamples"], random_state=a["bootstrap_seed"])
+        scale, unit = (1.0, "episode return") if kind == "dmc" else (100.0, "success rate (%)")
+        latex = to_latex(table, scale=scale, unit=unit, ci=a["ci"], caption=f"{spec['name']}: paper Table {table_id}",
+                         label=f"tab:{spec['name']}-{table_id}")
+        atomic_write_text(outdir / "tables" / f"table{table_id}.tex", latex)
+        parts += [f"### In the layout of the paper's Table {table_id[0]}", "",
+                  to_markdown(table, scale=scale, unit=unit, ci=a["ci"]),
+                  f"LaTeX: `tables/table{table_id}.tex`.", ""]
+    return (["## The paper's tables", "", *parts]) if parts else []
+
+
 def write_report(spec: dict[str, Any], cells_path: str | Path, outdir: str | Path) -> Path:
     """Compute statistics from the cells table, draw figures, write stats.csv and report.md into outdir."""
     outdir = Path(outdir)
@@ -271,6 +311,7 @@ def write_report(spec: dict[str, Any], cells_path: str | Path, outdir: str | Pat
     for env in sorted(test["env"].unique()):
         parts += _env_section(spec, test, env, outdir)
     parts += _comparisons(spec, cells)
+    parts += _paper_tables(spec, cells, outdir)
     parts += _distance_section(cells, outdir)
     parts += _temperature_section(cells, outdir)
     parts += _gradient_section(spec, outdir)
