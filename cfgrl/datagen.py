@@ -10,13 +10,12 @@ output does not depend on how many worker processes made it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from cfgrl.io import atomic_savez
+from cfgrl.io import atomic_savez, split_evenly
 
 NAVIGATE_EPISODE_STEPS = 1001
 
@@ -76,12 +75,6 @@ def _navigate_episodes(env_id: str, seed: int, episode_idxs: list[int], noise: f
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-def _chunks(idxs: list[int], n: int) -> Iterator[list[int]]:
-    size = max(1, -(-len(idxs) // n))
-    for start in range(0, len(idxs), size):
-        yield idxs[start : start + size]
-
-
 def generate_navigate(
     env_id: str,
     out_path: str | Path,
@@ -99,7 +92,7 @@ def generate_navigate(
     n_val = max(1, episodes // 10)
     all_idxs = list(range(episodes + n_val))
     parts: list[dict] = []
-    chunks = list(_chunks(all_idxs, workers * 4))
+    chunks = split_evenly(all_idxs, workers * 4)
     if workers == 1:
         parts = [_navigate_episodes(env_id, seed, c, noise, episode_steps) for c in chunks]
     else:

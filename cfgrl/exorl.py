@@ -38,7 +38,7 @@ import numpy as np
 
 from cfgrl.data import DataError
 from cfgrl.dmc import DMCEnv, episode_seed, make_env, parse_task
-from cfgrl.io import atomic_write, atomic_write_json
+from cfgrl.io import atomic_write, atomic_write_json, split_evenly
 
 DOMAIN_TASKS: dict[str, tuple[str, ...]] = {
     "walker": ("walker-stand", "walker-walk", "walker-run"),
@@ -155,11 +155,6 @@ def _fingerprint(task: str, files: list[Path]) -> str:
     return h.hexdigest()
 
 
-def _split(items: list, n: int) -> list[list]:
-    size = max(1, -(-len(items) // n))
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
 def load_exorl(
     task: str,
     data_dir: str | Path,
@@ -194,7 +189,7 @@ def load_exorl(
         except (OSError, ValueError, KeyError, EOFError):
             pass  # unreadable or stale: rebuild below
     workers = max(1, min(workers or os.cpu_count() or 1, len(files)))
-    chunks = _split([str(p) for p in files], workers * 4 if workers > 1 else 1)
+    chunks = split_evenly([str(p) for p in files], workers * 4 if workers > 1 else 1)
     if workers == 1:
         parts = [_process_episodes(task, c) for c in chunks]
     else:
@@ -429,7 +424,7 @@ def generate_exorl(
     tmp = Path(tempfile.mkdtemp(prefix=".buffer.", suffix=".tmp", dir=out_dir))
     try:
         idxs = list(range(episodes))
-        chunks = _split(idxs, workers * 4) if workers > 1 else [idxs]
+        chunks = split_evenly(idxs, workers * 4) if workers > 1 else [idxs]
         if workers == 1:
             parts = [_episodes_worker(domain, seed, c, controllers, str(tmp)) for c in chunks]
         else:
