@@ -10,10 +10,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.aggregate import iqm_ci, probability_of_improvement, score_matrices
 from analysis.figures import success_vs_w
 from analysis.paper_numbers import SUITE_METHOD, lookup
-from analysis.plots import distance_vs_w, gradient_concentration, gradient_norms_plot, temperature_and_w
-from analysis.selection import rows_for, select_reported, split_rows
+from analysis.plots import (
+    aggregate_plot,
+    comparison_plot,
+    distance_vs_w,
+    gc_family_vs_w,
+    gradient_concentration,
+    gradient_norms_plot,
+    temperature_and_w,
+)
+from analysis.selection import env_metric, reported_rows, rows_for, split_rows
 from analysis.significance import compare_rows
 from analysis.stats import paired_differences, summarize_by
 from analysis.tables import results_table, to_latex, to_markdown
@@ -75,17 +84,23 @@ def _protocol(spec: dict[str, Any]) -> str:
             elif rule["type"] == "fixed":
                 budget += f"; reported w fixed in advance at {rule['value']:g}"
             else:
-                budget += (f"; reported w chosen per env on separate validation episodes (eval seed "
-                           f"{spec['eval']['validation_seed']})")
+                budget += "; reported w " + _rule_text(spec, rule)
         name = entry.get("method", label)
         lines.append(f"- `{label}`" + (f" (`{name}`)" if name != label else "") + f": {budget}.")
+    for name, sweep in spec.get("sweeps", {}).items():
+        knob, rule = sweep.get("knob", "temperature"), sweep["select"]
+        how = f"fixed in advance at {knob} = {rule['value']:g}" if rule["type"] == "fixed" else _rule_text(spec, rule)
+        lines.append(f"- `{name}` (reported row): one of {', '.join(f'`{e}`' for e in sweep['entries'])}, "
+                     f"by {knob}, {how}.")
     lines.append("- No setting is ever chosen on the reported (test) episodes.")
     return "\n".join(lines)
 
 
-def metric(env: str) -> str:
-    """The reported value of an env: 'success' (OGBench) or 'return' (dm_control)."""
-    return "return" if resolve_env(env).kind == "dmc" else "success"
+def _rule_text(spec: dict[str, Any], rule: dict[str, Any]) -> str:
+    """A validation rule in words."""
+    if rule.get("on") == "seeds":
+        return f"chosen per env on extra training seeds {rule['seeds']} (trained and evaluated, never reported)"
+    return f"chosen per env on separate validation episodes (eval seed {spec['eval']['validation_seed']})"
 
 
 def fmt(value: str, x: float) -> str:
@@ -96,7 +111,7 @@ def _env_section(spec: dict[str, Any], cells: pd.DataFrame, env: str, outdir: Pa
     a = spec["analysis"]
     boot = (a["ci"], a["bootstrap_resamples"], a["bootstrap_seed"])
     sub = cells[cells["env"] == env]
-    value = metric(env)
+    value = env_metric(env)
     summary = summarize_by(sub, ["method", "env", "w"], value, *boot)
     with_return = resolve_env(env).kind == "ogbench-single"
     returns = summarize_by(sub, ["method", "env", "w"], "return", *boot) if with_return else None
@@ -141,54 +156,149 @@ def paper_names(registry: str, select: dict[str, Any] | None) -> list[str]:
     return names
 
 
-def _comparisons(spec: dict[str, Any], cells: pd.DataFrame) -> list[str]:
-    """The reported setting of every guided method with a `select` rule, compared with the other entries."""
+def _reported_label(spec: dict[str, Any], label: str, rows: pd.DataFrame, env: str) -> str:
+    """A reported row's name with its setting on `env`: 'cfgrl (w=3)', 'awr (temperature=3)', 'bc'."""
+    env_rows = rows[rows["env"] == env]
+    if label in spec.get("sweeps", {}):
+        knob = spec["sweeps"][label].get("knob", "temperature")
+        return f"{label} ({knob}={env_rows[knob].iloc[0]:g})"
+    if label_class(spec, label).guided:
+        return f"{label} (w={w_text(env_rows['w'].iloc[0])})"
+    return label
+
+
+def _registry(spec: dict[str, Any], label: str) -> str:
+    """The registered method behind a reported label (a sweep's: its entries')."""
+    if label in spec.get("sweeps", {}):
+        label = spec["sweeps"][label]["entries"][0]
+    return spec["methods"][label].get("method", label)
+
+
+def _is_guided(spec: dict[str, Any], label: str) -> bool:
+    return label in spec["methods"] and label_class(spec, label).guided
+
+
+def _comparisons(spec: dict[str, Any], cells: pd.DataFrame, outdir: Path) -> list[str]:
+    """Every guided method at its reported w (and every sweep at its reported entry) compared with the other
+    reported rows: tests per env, Holm across the envs of one comparison and metric, a figure per pair."""
     a = spec["analysis"]
-    guided = [m for m, e in spec["methods"].items() if label_class(spec, m).guided and "select" in e]
+    reported = reported_rows(spec, cells)
+    guided = [m for m in reported if _is_guided(spec, m)]
     if not guided:
         return []
     parts = ["## Reported settings and comparisons", "",
-             "Each guided method is reported at the w its spec rule picks (never the best w on these episodes). "
-             "Welch's t-test and Mann-Whitney U over seeds; Holm-Bonferroni across the envs of each comparison; "
-             "difference of means with a bootstrap CI; Hedges' g. * = Holm-corrected p < 0.05.", ""]
-    rows = []
+             "Each guided method is reported at the w its spec rule picks, each sweep (e.g. the AWR temperature) at "
+             "the entry its rule picks (never the best on these episodes). Welch's t-test and Mann-Whitney U over "
+             "seeds; Holm-Bonferroni across the envs of each comparison; difference of means with a bootstrap CI; "
+             "Hedges' g. * = Holm-corrected p < 0.05.", ""]
+    for label, rows in reported.items():
+        if _is_guided(spec, label) or label in spec.get("sweeps", {}):
+            picks = rows.groupby("env")["selection"].first()
+            parts += [f"- `{label}`: " + "; ".join(f"{env}: {text}" for env, text in picks.items())]
+    table, figures = [], []
     for method in guided:
-        chosen = select_reported(cells, method, spec["methods"][method]["select"])
-        picks = chosen.groupby("env")["selection"].first()
-        parts += [f"- `{method}`: " + "; ".join(f"{env}: {text}" for env, text in picks.items())]
-        baselines: list[tuple[str, pd.DataFrame]] = []
-        for other in spec["methods"]:
-            if other != method and not label_class(spec, other).guided:
-                baselines.append((other, rows_for(cells, other, None)))
+        chosen = reported[method]
+        baselines = [(other, other, rows) for other, rows in reported.items() if not _is_guided(spec, other)]
         for w_ref in (1.0, 0.0):
             if (split_rows(cells[cells["method"] == method])["w"] == w_ref).any():
-                baselines.append((f"{method} w={w_ref:g}", rows_for(cells, method, w_ref)))
-        for label, ref in baselines:
+                baselines.append((f"{method} w={w_ref:g}", None, rows_for(cells, method, w_ref)))
+        for label, reported_label, ref in baselines:
             for value in ("success", "return"):  # one Holm family per metric: the envs reporting it
-                envs = [e for e in sorted(chosen["env"].unique()) if metric(e) == value]
+                envs = [e for e in sorted(chosen["env"].unique()) if env_metric(e) == value]
                 comp = compare_rows(chosen, ref, method, label, value, 0.05, a["ci"], a["bootstrap_resamples"],
                                     a["bootstrap_seed"], envs=envs)
+                if comp.empty:
+                    continue
                 for r in comp.itertuples():
-                    w_used = chosen[chosen["env"] == r.env]["w"].iloc[0]
-                    rows.append([r.env, value, f"{method} (w={w_text(w_used)})", label, fmt(value, r.mean_a),
-                                 fmt(value, r.mean_b),
-                                 f"{fmt(value, r.diff)} [{fmt(value, r.diff_ci_low)}, {fmt(value, r.diff_ci_high)}]",
-                                 pval(r.welch_p), pval(r.mwu_p), pval(r.holm_p) + (" *" if r.significant else ""),
-                                 num(r.hedges_g, 2)])
+                    b_text = label if reported_label is None else _reported_label(spec, label, ref, r.env)
+                    table.append([r.env, value, _reported_label(spec, method, chosen, r.env), b_text,
+                                  fmt(value, r.mean_a), fmt(value, r.mean_b),
+                                  f"{fmt(value, r.diff)} [{fmt(value, r.diff_ci_low)}, {fmt(value, r.diff_ci_high)}]",
+                                  pval(r.welch_p), pval(r.mwu_p), pval(r.holm_p) + (" *" if r.significant else ""),
+                                  num(r.hedges_g, 2)])
+                if reported_label is not None:
+                    stem = outdir / "figures" / f"compare_{method}_vs_{label}_{value}"
+                    comparison_plot(comp, stem, scale=100.0 if value == "success" else 1.0,
+                                    xlabel="success rate (%)" if value == "success" else "return")
+                    figures.append(f"![{method} vs {label} ({value})](figures/{stem.name}.png)")
     parts += ["", _table(["env", "metric", "A", "B", "A", "B", "A - B [CI]", "Welch p", "MWU p", "Holm p",
-                          "Hedges g"], rows), ""]
+                          "Hedges g"], table), "", *[f + "\n" for f in figures]]
     paper = []
     for env in sorted(cells["env"].unique()):
-        for label, entry in spec["methods"].items():
-            for paper_name in paper_names(entry.get("method", label), entry.get("select")):
+        for label in reported:
+            select = spec["methods"][label].get("select") if label in spec["methods"] else None
+            for paper_name in paper_names(_registry(spec, label), select):
                 ref = lookup(env, paper_name)
                 if ref is not None:
                     spread = "" if np.isnan(ref[1]) else f" ± {ref[1]:g}"
                     paper.append([env, label, paper_name, f"{ref[0]:g}{spread}"])
     if paper:
-        parts += ["The paper's numbers for the same cells (mean ± std over its seeds, %):", "",
+        parts += ["The paper's numbers for the same cells (mean ± std over its seeds; success in %, return as is):",
+                  "",
                   _table(["env", "our entry", "paper's column", "paper"], paper), ""]
     return parts
+
+
+NORMALISE = {"return": 1000.0}  # dm_control episode returns are at most 1000; success is a fraction already
+
+
+def _aggregate_section(spec: dict[str, Any], cells: pd.DataFrame, outdir: Path) -> list[str]:
+    """Across envs with rliable: IQM with stratified bootstrap CIs and the probability that each guided method
+    (at its reported setting) beats each other reported row, on normalised scores (success; return / 1000), for
+    every group of reported rows run on the same envs with the same seeds."""
+    a = spec["analysis"]
+    reported = reported_rows(spec, cells)
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for label, rows in reported.items():
+        groups.setdefault(tuple(sorted(rows["env"].unique())), []).append(label)
+    parts = []
+    for k, (envs, labels) in enumerate(sorted(groups.items())):
+        if len(labels) < 2:
+            continue
+        table = pd.concat([reported[m].assign(method=m) for m in labels], ignore_index=True)
+        success = table["env"].map(env_metric) == "success"
+        table["score"] = np.where(success, table["success"], table["return"] / NORMALISE["return"])
+        try:
+            scores, env_order = score_matrices(table, labels, value="score", envs=list(envs))
+        except ValueError as err:
+            parts += [f"- {', '.join(labels)}: not aggregated ({err}).", ""]
+            continue
+        iqm = iqm_ci(scores, a["ci"], 2000, a["bootstrap_seed"])
+        pairs = [(x, y) for x in labels if _is_guided(spec, x) for y in labels if y != x]
+        poi = probability_of_improvement(scores, pairs, a["ci"], 2000, a["bootstrap_seed"]) if pairs else None
+        stem = outdir / "figures" / f"aggregate_{k}"
+        aggregate_plot(iqm, stem, poi, scale=100.0, xlabel="IQM normalised score (%)")
+        rows = [[r.method, str(r.n_seeds), pct(r.estimate), f"[{pct(r.ci_low)}, {pct(r.ci_high)}]"]
+                for r in iqm.itertuples()]
+        parts += [f"### {len(envs)} env(s): {', '.join(env_order)}", "",
+                  _table(["reported row", "seeds", "IQM (%)", f"{int(100 * a['ci'])}% CI"], rows), ""]
+        if poi is not None:
+            parts += [_table(["P(X > Y)", "estimate", f"{int(100 * a['ci'])}% CI"],
+                             [[f"{r.x} > {r.y}", num(r.poi, 2), f"[{num(r.ci_low, 2)}, {num(r.ci_high, 2)}]"]
+                              for r in poi.itertuples()]), ""]
+        parts += [f"![aggregate {k}](figures/{stem.name}.png)", ""]
+    if not parts:
+        return []
+    return ["## Aggregate across envs (rliable)", "",
+            "Interquartile mean of the seed x env scores with stratified bootstrap CIs (2000 resamples), and the "
+            "probability of improvement P(X > Y) (0.5: no difference), on normalised scores: success rate, and "
+            "dm_control return / 1000. Every reported row at its reported setting. With few envs the IQM is "
+            "mostly a trimmed mean over seeds.", "", *parts]
+
+
+def _family_section(spec: dict[str, Any], cells: pd.DataFrame, outdir: Path) -> list[str]:
+    """The paper's Figs. 4/6: the goal-conditioned family vs w, flat and hierarchical (by registered method)."""
+    if "registry" not in cells.columns:
+        return []
+    test = split_rows(cells)
+    test = test.assign(method=test["registry"].fillna(test["method"]))
+    if not test["method"].isin(["gc_cfgrl", "hcfgrl"]).any():
+        return []
+    a = spec["analysis"]
+    stem = outdir / "figures" / "gc_family_vs_w"
+    gc_family_vs_w(test[test["env"].map(env_metric) == "success"], stem, ci=a["ci"], random_state=a["bootstrap_seed"])
+    return ["## The goal-conditioned family vs w (paper's Figs. 4/6)", "",
+            f"![goal-conditioned family vs w](figures/{stem.name}.png)", ""]
 
 
 def _gradient_section(spec: dict[str, Any], outdir: Path) -> list[str]:
@@ -223,7 +333,7 @@ def _distance_section(cells: pd.DataFrame, outdir: Path) -> list[str]:
     test = test[test["distance_to_w0"].notna()]
     parts = []
     for (method, env), group in test.groupby(["method", "env"]):
-        value = metric(env)
+        value = env_metric(env)
         stem = outdir / "figures" / f"distance_vs_w_{method}_{env}"
         distance_vs_w(group.rename(columns={"distance_to_w0": "distance"}), stem, value=value,
                       scale=100.0 if value == "success" else 1.0,
@@ -248,7 +358,7 @@ def _temperature_section(cells: pd.DataFrame, outdir: Path) -> list[str]:
     cfg = test[test["registry"] == "cfgrl"].assign(method="cfgrl")
     parts = []
     for value in ("success", "return"):
-        envs = sorted(e for e in set(awr["env"]) & set(cfg["env"]) if metric(e) == value)
+        envs = sorted(e for e in set(awr["env"]) & set(cfg["env"]) if env_metric(e) == value)
         if not envs:
             continue
         stem = outdir / "figures" / f"awr_temperature_vs_cfgrl_w_{value}"
@@ -263,30 +373,29 @@ PAPER_TABLES = {"dmc": "1", "ogbench-single": "2", "ogbench-goal": "3-flat"}
 
 
 def _paper_tables(spec: dict[str, Any], cells: pd.DataFrame, outdir: Path) -> list[str]:
-    """Tables in the paper's layout (rows = envs, columns = spec entries at their reported setting, the paper's
-    number beside ours, bold by the paper's >= 95%-of-best rule, * = Holm-significant), for the envs the paper
-    has numbers for; also written as LaTeX to tables/table<N>.tex."""
+    """Tables in the paper's layout (rows = envs, columns = reported rows: guided methods at their reported w,
+    sweeps at their reported entry, unguided entries; the paper's number beside ours, bold by the paper's
+    >= 95%-of-best rule, * = Holm-significant guided vs unguided), for the envs the paper has numbers for;
+    also written as LaTeX to tables/table<N>.tex."""
     a = spec["analysis"]
+    reported = reported_rows(spec, cells)
     parts = []
     for kind, table_id in PAPER_TABLES.items():
         envs = sorted(e for e in split_rows(cells)["env"].unique() if resolve_env(e).kind == kind)
-        paper = {label: names[0] for label, entry in spec["methods"].items()
-                 if (names := paper_names(entry.get("method", label), entry.get("select")))}
+        paper = {}
+        for label in reported:
+            select = spec["methods"][label].get("select") if label in spec["methods"] else None
+            if names := paper_names(_registry(spec, label), select):
+                paper[label] = names[0]
         if not envs or not any(lookup(e, name, table_id) for e in envs for name in paper.values()):
             continue
-        rows, guided, unguided = [], [], []
-        for label, entry in spec["methods"].items():
-            if label_class(spec, label).guided:
-                if "select" in entry:
-                    rows.append(select_reported(cells, label, entry["select"]))
-                    guided.append(label)
-            else:
-                rows.append(rows_for(cells, label, None))
-                unguided.append(label)
+        guided = [m for m in reported if _is_guided(spec, m)]
+        unguided = [m for m in reported if not _is_guided(spec, m)]
         value = "return" if kind == "dmc" else "success"
-        table = results_table(pd.concat(rows), {label: label for label in guided + unguided}, value=value,
-                              envs=envs, paper={k: v for k, v in paper.items() if k in guided + unguided},
-                              paper_table=table_id, comparisons=[(g, u) for g in guided for u in unguided],
+        table = results_table(pd.concat([reported[m] for m in guided + unguided]),
+                              {label: label for label in guided + unguided}, value=value,
+                              envs=envs, paper=paper, paper_table=table_id,
+                              comparisons=[(g, u) for g in guided for u in unguided],
                               ci=a["ci"], n_resamples=a["bootstrap_resamples"], random_state=a["bootstrap_seed"])
         scale, unit = (1.0, "episode return") if kind == "dmc" else (100.0, "success rate (%)")
         latex = to_latex(table, scale=scale, unit=unit, ci=a["ci"], caption=f"{spec['name']}: paper Table {table_id}",
@@ -310,8 +419,10 @@ def write_report(spec: dict[str, Any], cells_path: str | Path, outdir: str | Pat
     parts = [f"# Report: {spec['name']}", "", "## Protocol", "", _protocol(spec), ""]
     for env in sorted(test["env"].unique()):
         parts += _env_section(spec, test, env, outdir)
-    parts += _comparisons(spec, cells)
+    parts += _comparisons(spec, cells, outdir)
+    parts += _aggregate_section(spec, cells, outdir)
     parts += _paper_tables(spec, cells, outdir)
+    parts += _family_section(spec, cells, outdir)
     parts += _distance_section(cells, outdir)
     parts += _temperature_section(cells, outdir)
     parts += _gradient_section(spec, outdir)

@@ -157,3 +157,55 @@ def select_reported(cells: pd.DataFrame, method: str, rule: dict[str, Any], valu
         rows["validation_mean"] = vmean
         parts.append(rows)
     return pd.concat(parts, ignore_index=True)
+
+
+def env_metric(env: str) -> str:
+    """The reported value of an env: 'success' (OGBench) or 'return' (dm_control)."""
+    from cfgrl.envs import resolve_env
+
+    return "return" if resolve_env(env).kind == "dmc" else "success"
+
+
+def _select_per_metric(cells: pd.DataFrame, method: str, rule: dict[str, Any], knob: str) -> pd.DataFrame:
+    """select_reported, with each env's setting chosen on that env's own metric (success or return)."""
+    sub = cells[cells["method"] == method]
+    parts = []
+    for value in ("success", "return"):
+        envs = [e for e in sub["env"].unique() if env_metric(e) == value]
+        if envs:
+            parts.append(select_reported(sub[sub["env"].isin(envs)], method, rule, value, knob))
+    return pd.concat(parts, ignore_index=True)
+
+
+def reported_rows(spec: dict[str, Any], cells: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """What a spec reports: label -> the test rows at the reported setting, one row per (env, seed).
+
+    Labels: every unguided method entry that is not part of a sweep (its only setting); every guided entry with
+    a `select` rule (at the w the rule picks); every sweep (rows of the entry the rule picks per env, with the
+    chosen entry in column `entry` and its knob value in the knob column). Added columns: `selection` (the rule
+    in words) and `validation_mean`.
+    """
+    from cfgrl.spec import knob_value
+
+    sweeps = spec.get("sweeps", {})
+    swept = {e for sweep in sweeps.values() for e in sweep["entries"]}
+    out: dict[str, pd.DataFrame] = {}
+    for label, entry in spec["methods"].items():
+        if label in swept or not (cells["method"] == label).any():
+            continue
+        if "w" in entry:
+            if "select" in entry:
+                out[label] = _select_per_metric(cells, label, entry["select"], "w")
+            continue
+        rows = rows_for(cells, label, None).copy()
+        out[label] = rows.assign(selection="its only setting", validation_mean=np.nan)
+    for name, sweep in sweeps.items():
+        knob = sweep.get("knob", "temperature")
+        values = {e: knob_value(spec, e, knob) for e in sweep["entries"]}
+        sub = cells[cells["method"].isin(values)].copy()
+        if sub.empty:
+            continue
+        sub[knob] = sub["method"].map(values)
+        sub = sub.assign(entry=sub["method"], method=name)
+        out[name] = _select_per_metric(sub, name, sweep["select"], knob)
+    return out

@@ -41,12 +41,17 @@ class AWR(Agent):
     goal_conditioned = False
     batch_kind = "transitions"
 
+    @staticmethod
+    def resolved_temperature(config: AWRConfig) -> float:
+        """T in use: the config's, or the std mode's default (also read by spec sweeps over T)."""
+        return DEFAULT_TEMPERATURE.get(config.std_mode, 0.0) if config.temperature is None else config.temperature
+
     def __init__(self, config: AWRConfig, obs_dim: int, action_dim: int, goal_dim: int, device: torch.device,
                  seed: int) -> None:
         super().__init__(config, obs_dim, action_dim, goal_dim, device, seed)
         if config.std_mode not in DEFAULT_TEMPERATURE:
             raise ValueError(f"std_mode must be 'fixed' or 'learned', got {config.std_mode!r}")
-        self.temperature = DEFAULT_TEMPERATURE[config.std_mode] if config.temperature is None else config.temperature
+        self.temperature = self.resolved_temperature(config)
         mean_clip = DEFAULT_MEAN_CLIP[config.std_mode] if config.mean_clip is None else config.mean_clip
         default_source = "online" if config.std_mode == "fixed" else "target"
         self.advantage_from = config.advantage_from or default_source

@@ -33,6 +33,7 @@ def cmd_data(args: argparse.Namespace) -> None:
     from cfgrl.download import DownloadError, download_ogbench
     from cfgrl.envs import resolve_env
     from cfgrl.io import atomic_savez
+    from cfgrl.manipgen import generate_play
 
     spec = _spec(args.spec)
     info = resolve_env(args.env)
@@ -62,8 +63,9 @@ def cmd_data(args: argparse.Namespace) -> None:
             os.link(src, dest)
         print(f"downloaded {args.env}: {', '.join(map(str, paths))}")
         return
-    counts = generate_navigate(info.datagen_env_id, args.out, episodes=data["episodes"], seed=data["seed"],
-                               noise=data["noise"], workers=args.workers)
+    generate = {"navigate": generate_navigate, "play": generate_play}[info.generators[0]]
+    counts = generate(info.datagen_env_id, args.out, episodes=data["episodes"], seed=data["seed"],
+                      noise=data["noise"], workers=args.workers)
     print(f"wrote {args.out}: {counts['train']} train / {counts['val']} val transitions")
 
 

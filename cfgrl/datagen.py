@@ -5,12 +5,17 @@ random "vertex" cell (not a straight corridor cell); the agent steps toward the 
 (`get_oracle_subgoal`) with Gaussian action noise, and a new goal cell is drawn whenever the current one is
 reached. Episodes have a fixed length (1001 steps). Each episode is seeded from (seed, episode index), so the
 output does not depend on how many worker processes made it.
+
+`write_episode_splits` (parallel episode generation, train/val split, atomic writes) and `episode_seed` are shared
+with the play generator in `cfgrl.manipgen`.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +52,7 @@ def _navigate_episodes(env_id: str, seed: int, episode_idxs: list[int], noise: f
     free, vertex = maze_cells(maze.maze_map)
     out: dict[str, list[np.ndarray]] = {k: [] for k in ("observations", "actions", "terminals", "qpos", "qvel")}
     for ep in episode_idxs:
-        ep_seed = int(np.random.SeedSequence([seed, ep]).generate_state(1)[0])
+        ep_seed = episode_seed(seed, ep)
         rng = np.random.default_rng(ep_seed)
         np.random.seed(ep_seed % (2**32))  # OGBench's maze draws its start/goal jitter from the global RNG
         env.action_space.seed(ep_seed)
@@ -88,20 +93,41 @@ def generate_navigate(
 
     env_id: an OGBench maze env id such as 'pointmaze-medium-v0'. Returns transition counts per split.
     """
+    return write_episode_splits(partial(_navigate_episodes, env_id, seed, noise=noise, steps=episode_steps),
+                                out_path, episodes, workers)
+
+
+def episode_seed(seed: int, episode: int) -> int:
+    """The seed of episode `episode` of a dataset generated with `seed` (independent of chunking)."""
+    return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
+
+
+def write_episode_splits(
+    make_episodes: Callable[[list[int]], dict[str, np.ndarray]],
+    out_path: str | Path,
+    episodes: int,
+    workers: int | None = None,
+    dtypes: dict[str, type] | None = None,
+) -> dict[str, int]:
+    """Generate episodes 0 .. episodes + n_val - 1 (n_val = max(1, episodes // 10)) and write OGBench's two files.
+
+    `make_episodes(episode_indices)` returns per-step arrays (rows, ...) of those episodes in order, with a
+    'terminals' (rows,) key that is true on each episode's last row; it must be picklable (a module-level function
+    or a functools.partial of one), as chunks of indices run in `workers` processes (default: all cores). The
+    first `episodes` episodes go to `out_path`, the rest to its `-val.npz` twin; arrays are cast to float32 except
+    'terminals' (bool) and keys named in `dtypes`. Returns the row counts per split.
+    """
     workers = workers or os.cpu_count() or 1
     n_val = max(1, episodes // 10)
-    all_idxs = list(range(episodes + n_val))
-    parts: list[dict] = []
-    chunks = split_evenly(all_idxs, workers * 4)
+    chunks = split_evenly(list(range(episodes + n_val)), workers * 4)
     if workers == 1:
-        parts = [_navigate_episodes(env_id, seed, c, noise, episode_steps) for c in chunks]
+        parts = [make_episodes(c) for c in chunks]
     else:
         with ProcessPoolExecutor(workers) as pool:
-            futures = [pool.submit(_navigate_episodes, env_id, seed, c, noise, episode_steps) for c in chunks]
-            parts = [f.result() for f in futures]
+            parts = list(pool.map(make_episodes, chunks))
     merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    split = episodes * episode_steps
-    dtypes = {"terminals": bool}
+    split = int(np.flatnonzero(merged["terminals"])[episodes - 1]) + 1
+    dtypes = {"terminals": bool, **(dtypes or {})}
     train = {k: v[:split].astype(dtypes.get(k, np.float32)) for k, v in merged.items()}
     val = {k: v[split:].astype(dtypes.get(k, np.float32)) for k, v in merged.items()}
     out_path = Path(out_path)

@@ -7,7 +7,9 @@ OGBench state-based families (the name is OGBench's dataset name; `cfgrl.ogbench
   representations (the paper's Table 3 setting).
 - `<env>-<type>-singletask[-taskN]-v0` (kind 'ogbench-single'): rewards relabelled for one task (default task 1,
   as OGBench); one evaluation task; success rate and return.
-Offline generation exists for pointmaze navigate data; other OGBench datasets are downloaded.
+Offline generation exists for pointmaze navigate data (generator 'navigate', `cfgrl.datagen`) and for the play data
+of cube-single, cube-double, scene and puzzle-3x3 (generator 'play', `cfgrl.manipgen`); other OGBench datasets are
+downloaded.
 dm_control ExORL tasks `walker-run`, `cheetah-run-backward`, `jaco-reach-top-left`, ... (kind 'dmc'): ExORL-format
 episodes (downloaded RND data or generated offline) with rewards recomputed for the task; episode return.
 """
@@ -40,6 +42,8 @@ _OGBENCH = re.compile(
     r"(?P<variant>-oraclerep|-singletask(?:-task[1-5])?)?-v0$"
 )
 
+PLAY_GENERATED = ("cube-single", "cube-double", "scene", "puzzle-3x3")  # envs whose play data can be generated
+
 
 def resolve_env(name: str) -> EnvInfo:
     """Look up an environment by dataset name; KeyError names what is supported."""
@@ -54,7 +58,11 @@ def resolve_env(name: str) -> EnvInfo:
         from cfgrl.ogbench_source import parse_name
 
         env, kind, variant = m.group("env"), m.group("type"), m.group("variant") or ""
-        generators = ("navigate",) if env.startswith("pointmaze") and kind == "navigate" else ()
+        generators: tuple[str, ...] = ()
+        if env.startswith("pointmaze") and kind == "navigate":
+            generators = ("navigate",)
+        elif env in PLAY_GENERATED and kind == "play":
+            generators = ("play",)
         eval_id = parse_name(name).env_name
         if variant.startswith("-singletask"):
             return EnvInfo(name, "ogbench-single", eval_id, f"{env}-v0", generators, 1)

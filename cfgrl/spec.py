@@ -21,6 +21,7 @@ import yaml
 
 from cfgrl.agent import TrainConfig
 from cfgrl.envs import EnvInfo, resolve_env
+from cfgrl.manipgen import PLAY_NOISE
 from cfgrl.methods import METHODS, method_class
 
 DEFAULTS: dict[str, Any] = {
@@ -30,7 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "analysis": {"ci": 0.95, "bootstrap_resamples": 10_000, "bootstrap_seed": 0},
 }
 ENV_DEFAULTS: dict[str, Any] = {
-    "data": {"episodes": 1000, "noise": 0.2, "seed": 0},
+    "data": {"episodes": 1000, "noise": 0.2, "seed": 0},  # noise: 0.2 (navigate recipe); play envs: PLAY_NOISE
     "eval": {"episodes_per_task": 10},  # tasks: all of the env's evaluation tasks unless given
 }
 _TYPE_NAMES = {"integer": "an integer", "number": "a number", "string": "a string", "array": "a list",
@@ -142,7 +143,8 @@ def load_spec(path: str | Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: (top level): must be a mapping of spec fields")
 
-    for entry in (raw.get("methods") or {}).values():  # YAML 1.1 reads a bare `on:` key as the boolean true
+    # YAML 1.1 reads a bare `on:` key as the boolean true
+    for entry in [*(raw.get("methods") or {}).values(), *(raw.get("sweeps") or {}).values()]:
         if isinstance(entry, dict) and isinstance(entry.get("select"), dict) and True in entry["select"]:
             entry["select"]["on"] = entry["select"].pop(True)
     validator = jsonschema.Draft202012Validator(schema())
@@ -161,6 +163,9 @@ def load_spec(path: str | Path) -> dict[str, Any]:
         spec["envs"][env_name]["eval"].setdefault("tasks", list(range(1, info.num_tasks + 1)))
         if info.kind == "dmc":
             spec["envs"][env_name]["data"].setdefault("fit_iterations", 100)
+        data = spec["envs"][env_name]["data"]
+        if data["source"] == "generate" and "play" in info.generators and "noise" not in env["data"]:
+            data["noise"] = PLAY_NOISE  # the play recipe's own noise (OGBench's 0.1), not the navigate default
         if spec["envs"][env_name]["data"]["source"] == "generate" and not info.generators:
             raise SpecError(f"{path}: envs.{env_name}.data.source: no offline generator for this env")
         bad = [t for t in spec["envs"][env_name]["eval"]["tasks"] if t > info.num_tasks]
@@ -175,7 +180,10 @@ def load_spec(path: str | Path) -> dict[str, Any]:
             raise SpecError(f"{path}: {field}: unknown method '{name}' (known: {', '.join(sorted(METHODS))})")
         cls = method_class(name)
         if "select" in entry:
-            problem = select_problem(entry["select"], entry.get("w"), cls.guided)
+            if not cls.guided:
+                raise SpecError(f"{path}: {where}.select: only guided methods choose a w (choose among training "
+                                "configurations with a `sweeps` entry)")
+            problem = select_problem(entry["select"], entry.get("w"), spec["seeds"], "w")
             if problem:
                 raise SpecError(f"{path}: {where}.select{problem}")
         if "w" in entry and not cls.guided:
@@ -195,30 +203,78 @@ def load_spec(path: str | Path) -> dict[str, Any]:
             problem = batch_problem(cls, resolve_env(env_name))
             if problem:
                 raise SpecError(f"{path}: {where}: {problem}")
+    spec.setdefault("sweeps", {})
+    for name, sweep in spec["sweeps"].items():
+        problem = sweep_problem(spec, name, sweep)
+        if problem:
+            raise SpecError(f"{path}: sweeps.{name}{problem}")
     spec["_path"] = str(path)
     spec["_hash"] = spec_hash(raw)
     return spec
 
 
+def knob_value(spec: dict[str, Any], label: str, knob: str) -> float:
+    """The value of config field `knob` of a method entry, with the method's own default resolved (e.g. AWR's
+    temperature None -> 10 or 3 by std_mode, through the class's `resolved_<knob>` hook)."""
+    cls, cfg = label_class(spec, label), method_config(spec, label)
+    resolve = getattr(cls, f"resolved_{knob}", None)
+    value = resolve(cfg) if resolve is not None else getattr(cfg, knob)
+    return float(value)
+
+
+def sweep_problem(spec: dict[str, Any], name: str, sweep: dict[str, Any]) -> str | None:
+    """Why a `sweeps` entry is refused, as '.field: message' (None when it is fine)."""
+    if name in spec["methods"]:
+        return f": name clashes with the method entry '{name}'"
+    unknown = [e for e in sweep["entries"] if e not in spec["methods"]]
+    if unknown:
+        return f".entries: unknown method entry '{unknown[0]}'"
+    registries = {registry_name(spec, e) for e in sweep["entries"]}
+    if len(registries) > 1:
+        return f".entries: entries of one method only (got {', '.join(sorted(registries))})"
+    cls = label_class(spec, sweep["entries"][0])
+    if cls.guided:
+        return ".entries: guided methods choose w at test time; use the entry's own `select`"
+    knob = sweep.get("knob", "temperature")
+    if knob not in {f.name for f in fields(cls.Config)}:
+        return f".knob: '{knob}' is not a config field of method '{registries.pop()}'"
+    values = [knob_value(spec, e, knob) for e in sweep["entries"]]
+    if len(set(values)) != len(values):
+        return f".entries: two entries share {knob} = {values} (one value per entry)"
+    return select_problem(sweep["select"], values, spec["seeds"], knob, ".select")
+
+
 SELECTION_TYPES = ("fixed", "validation")
 
 
-def select_problem(rule: dict[str, Any], grid: list[float] | None, guided: bool) -> str | None:
-    """Why a `select` rule is refused, as '.field: message' (None when it is fine)."""
-    if not guided:
-        return ": only guided methods choose a w"
+def select_problem(rule: dict[str, Any], grid: list[float] | None, seeds: list[int], knob: str = "w",
+                   prefix: str = "") -> str | None:
+    """Why a `select` rule over `grid` (the values of `knob`) is refused, as '<prefix>.field: message' (None when
+    it is fine). seeds: the reported training seeds (validation seeds must be others)."""
     kind = rule["type"]
     if kind not in SELECTION_TYPES:
-        return (f".type: {kind!r} is refused: choosing w by the best result on the reported episodes is biased "
-                "upward (winner's curse); use {type: fixed, value: W} or {type: validation, on: episodes}")
+        return (f"{prefix}.type: {kind!r} is refused: choosing {knob} by the best result on the reported episodes "
+                "is biased upward (winner's curse); use {type: fixed, value: V} or {type: validation, on: episodes}")
     if kind == "fixed":
         if "value" not in rule:
-            return ".value: required for a fixed rule"
-        if grid is not None and not any(float(rule["value"]) == float(w) for w in grid):
-            return f".value: {rule['value']} is not in the w grid {grid}"
-    if kind == "validation" and rule.get("on") != "episodes":
-        return ".on: must be 'episodes' (w chosen on separate validation episodes of the same checkpoints)"
-    return None
+            return f"{prefix}.value: required for a fixed rule"
+        if grid is not None and not any(float(rule["value"]) == float(v) for v in grid):
+            return f"{prefix}.value: {rule['value']} is not among the {knob} values {grid}"
+        return None
+    on = rule.get("on")
+    if on == "episodes":
+        if "seeds" in rule:
+            return f"{prefix}.seeds: only for 'on: seeds' (episodes: the reported checkpoints on other episodes)"
+        return None
+    if on == "seeds":
+        if not rule.get("seeds"):
+            return f"{prefix}.seeds: 'on: seeds' needs the extra training seeds to choose on, e.g. seeds: [8, 9]"
+        shared = sorted(set(rule["seeds"]) & set(seeds))
+        if shared:
+            return f"{prefix}.seeds: {shared} are reported seeds too; validation seeds must be others"
+        return None
+    return (f"{prefix}.on: must be 'episodes' (same checkpoints, separate validation episodes) or 'seeds' "
+            f"(extra training seeds), got {on!r}")
 
 
 def batch_problem(cls: type, env: EnvInfo) -> str | None:
@@ -259,17 +315,25 @@ def w_label(w: float | None) -> str:
     return f"{float(w):g}"
 
 
+def validation_seeds(spec: dict[str, Any], rule: dict[str, Any] | None) -> list[int]:
+    """The training seeds whose validation cells a `select` rule needs ([] for none)."""
+    if not rule or rule["type"] != "validation":
+        return []
+    return list(rule["seeds"]) if rule.get("on") == "seeds" else list(spec["seeds"])
+
+
 def eval_cells(spec: dict[str, Any]) -> list[tuple[str, str, str, int, str]]:
-    """All (split, method, env, seed, w label) evaluation cells of a spec. split is 'test' (reported) or
-    'validation' (separate episodes, only for methods whose w is chosen on validation episodes)."""
+    """All (split, method, env, seed, w label) evaluation cells of a spec. split is 'test' (reported, the spec's
+    seeds) or 'validation' (only where a setting is chosen on validation cells: the reported seeds on separate
+    episodes, or extra training seeds that are never reported)."""
+    rules = {m: e.get("select") for m, e in spec["methods"].items()}
+    for sweep in spec.get("sweeps", {}).values():
+        rules.update({m: sweep["select"] for m in sweep["entries"]})
     cells = []
     for method, entry in spec["methods"].items():
         labels = [w_label(w) for w in entry["w"]] if "w" in entry else [w_label(None)]
-        splits = ["test"]
-        if entry.get("select", {}).get("type") == "validation":
-            splits.append("validation")
-        for split in splits:
+        for split, seeds in (("test", spec["seeds"]), ("validation", validation_seeds(spec, rules[method]))):
             for env in spec["envs"]:
-                for seed in spec["seeds"]:
+                for seed in seeds:
                     cells.extend((split, method, env, seed, lab) for lab in labels)
     return cells

@@ -10,8 +10,8 @@ from cfgrl.train import make_sampler
 @pytest.mark.parametrize("name, kind, eval_id, generators, oracle", [
     ("pointmaze-medium-navigate-v0", "ogbench-goal", "pointmaze-medium-v0", ("navigate",), False),
     ("antmaze-large-navigate-oraclerep-v0", "ogbench-goal", "antmaze-large-v0", (), True),
-    ("cube-single-play-singletask-task2-v0", "ogbench-single", "cube-single-singletask-task2-v0", (), False),
-    ("puzzle-3x3-play-singletask-v0", "ogbench-single", "puzzle-3x3-singletask-v0", (), False),
+    ("cube-single-play-singletask-task2-v0", "ogbench-single", "cube-single-singletask-task2-v0", ("play",), False),
+    ("puzzle-3x3-play-singletask-v0", "ogbench-single", "puzzle-3x3-singletask-v0", ("play",), False),
     ("humanoidmaze-giant-stitch-v0", "ogbench-goal", "humanoidmaze-giant-v0", (), False),
     ("walker-run", "dmc", "walker-run", ("exorl",), False),
     ("jaco-reach-top-left", "dmc", "jaco-reach-top-left", (), False),
