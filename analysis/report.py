@@ -34,6 +34,11 @@ from cfgrl.spec import label_class, method_config
 MAIN_HEADER = ["method", "w", "seeds", "success", "std"]
 
 
+def slug(env: str) -> str:
+    """An env name as one file-name component (Minari names contain '/')."""
+    return env.replace("/", "_")
+
+
 def pct(x: float) -> str:
     """A success fraction as a percentage with one decimal (the report's number format)."""
     return "—" if x is None or np.isnan(x) else f"{100 * x:.1f}"
@@ -64,9 +69,7 @@ def _protocol(spec: dict[str, Any]) -> str:
              f"({spec['analysis']['bootstrap_resamples']} resamples) are taken over seeds)."]
     for env, env_spec in spec["envs"].items():
         d, e = env_spec["data"], env_spec["eval"]
-        src = ("generated offline with OGBench's environment and oracle "
-               f"({d['episodes']} episodes, noise {d['noise']}, seed {d['seed']})") if d["source"] == "generate" \
-            else d["source"]
+        src = _data_text(env, d)
         lines.append(f"- `{env}`: data {src}; evaluation on tasks {e['tasks']} x {e['episodes_per_task']} "
                      f"episodes per cell, episode seeds from eval seed {spec['eval']['seed']} and the training "
                      "seed (the same episodes for every method and w of a seed).")
@@ -86,7 +89,8 @@ def _protocol(spec: dict[str, Any]) -> str:
             else:
                 budget += "; reported w " + _rule_text(spec, rule)
         name = entry.get("method", label)
-        lines.append(f"- `{label}`" + (f" (`{name}`)" if name != label else "") + f": {budget}.")
+        where = f" on {', '.join(entry['envs'])}" if "envs" in entry else ""
+        lines.append(f"- `{label}`" + (f" (`{name}`)" if name != label else "") + f"{where}: {budget}.")
     for name, sweep in spec.get("sweeps", {}).items():
         knob, rule = sweep.get("knob", "temperature"), sweep["select"]
         how = f"fixed in advance at {knob} = {rule['value']:g}" if rule["type"] == "fixed" else _rule_text(spec, rule)
@@ -94,6 +98,19 @@ def _protocol(spec: dict[str, Any]) -> str:
                      f"by {knob}, {how}.")
     lines.append("- No setting is ever chosen on the reported (test) episodes.")
     return "\n".join(lines)
+
+
+def _data_text(env: str, data: dict[str, Any]) -> str:
+    """Where an env's dataset came from, in words."""
+    if data["source"] != "generate":
+        return {"download": "downloaded (checksummed)"}.get(data["source"], data["source"])
+    info = resolve_env(env)
+    if info.kind == "dmc":
+        return (f"ExORL-format episodes generated offline by the suite's behaviour mixture ({data['episodes']} "
+                f"episodes, seed {data['seed']}; docs/datasets.md)")
+    how = "plan oracles" if "play" in info.generators else "oracle"
+    return (f"generated offline with OGBench's environment and {how} ({data['episodes']} episodes, noise "
+            f"{data['noise']}, seed {data['seed']})")
 
 
 def _rule_text(spec: dict[str, Any], rule: dict[str, Any]) -> str:
@@ -138,7 +155,7 @@ def _env_section(spec: dict[str, Any], cells: pd.DataFrame, env: str, outdir: Pa
                  f"{r.seeds_better}/{r.seeds_worse}/{r.n_seeds}"] for r in diffs.itertuples()]
         parts += [f"Paired on checkpoints: `{method}` {value}(w) - {value}(w = 1), {unit}.", "",
                   _table(["w", "difference", f"{ci_pct}% CI", "seeds better/worse/all"], rows), ""]
-    stem = outdir / "figures" / f"{value}_vs_w_{env}"
+    stem = outdir / "figures" / f"{value}_vs_w_{slug(env)}"
     success_vs_w(summary, env, stem, ylabel="success rate (%)" if value == "success" else "return",
                  scale=100.0 if value == "success" else 1.0)
     parts += [f"![{value} vs w on {env}](figures/{stem.name}.png)", ""]
@@ -250,7 +267,9 @@ def _aggregate_section(spec: dict[str, Any], cells: pd.DataFrame, outdir: Path) 
     reported = reported_rows(spec, cells)
     groups: dict[tuple[str, ...], list[str]] = {}
     for label, rows in reported.items():
-        groups.setdefault(tuple(sorted(rows["env"].unique())), []).append(label)
+        envs = sorted(e for e in rows["env"].unique() if resolve_env(e).kind != "minari")  # no common scale
+        if envs:
+            groups.setdefault(tuple(envs), []).append(label)
     parts = []
     for k, (envs, labels) in enumerate(sorted(groups.items())):
         if len(labels) < 2:
@@ -282,8 +301,9 @@ def _aggregate_section(spec: dict[str, Any], cells: pd.DataFrame, outdir: Path) 
     return ["## Aggregate across envs (rliable)", "",
             "Interquartile mean of the seed x env scores with stratified bootstrap CIs (2000 resamples), and the "
             "probability of improvement P(X > Y) (0.5: no difference), on normalised scores: success rate, and "
-            "dm_control return / 1000. Every reported row at its reported setting. With few envs the IQM is "
-            "mostly a trimmed mean over seeds.", "", *parts]
+            "dm_control return / 1000 (Minari envs are left out: their returns have no common scale here). Every "
+            "reported row at its reported setting. With few envs the IQM is mostly a trimmed mean over seeds.", "",
+            *parts]
 
 
 def _family_section(spec: dict[str, Any], cells: pd.DataFrame, outdir: Path) -> list[str]:
@@ -313,7 +333,7 @@ def _gradient_section(spec: dict[str, Any], outdir: Path) -> list[str]:
                 norms[method] = np.concatenate([np.load(f)["norms"] for f in files])
         if len(norms) < 2:
             continue
-        stem = outdir / "figures" / f"grad_norms_{env}"
+        stem = outdir / "figures" / f"grad_norms_{slug(env)}"
         gradient_norms_plot(norms, stem)
         rows = [[m, str(len(v)), *(pct(x) for x in gradient_concentration(v).values())] for m, v in norms.items()]
         parts += [f"### Per-sample actor-gradient norms on {env} (paper's Fig. 2)", "",
@@ -334,7 +354,7 @@ def _distance_section(cells: pd.DataFrame, outdir: Path) -> list[str]:
     parts = []
     for (method, env), group in test.groupby(["method", "env"]):
         value = env_metric(env)
-        stem = outdir / "figures" / f"distance_vs_w_{method}_{env}"
+        stem = outdir / "figures" / f"distance_vs_w_{method}_{slug(env)}"
         distance_vs_w(group.rename(columns={"distance_to_w0": "distance"}), stem, value=value,
                       scale=100.0 if value == "success" else 1.0,
                       ylabel="success rate (%)" if value == "success" else "return")

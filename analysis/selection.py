@@ -160,10 +160,10 @@ def select_reported(cells: pd.DataFrame, method: str, rule: dict[str, Any], valu
 
 
 def env_metric(env: str) -> str:
-    """The reported value of an env: 'success' (OGBench) or 'return' (dm_control)."""
+    """The reported value of an env: 'success' (OGBench) or 'return' (dm_control, Minari)."""
     from cfgrl.envs import resolve_env
 
-    return "return" if resolve_env(env).kind == "dmc" else "success"
+    return "return" if resolve_env(env).kind in ("dmc", "minari") else "success"
 
 
 def _select_per_metric(cells: pd.DataFrame, method: str, rule: dict[str, Any], knob: str) -> pd.DataFrame:

@@ -24,15 +24,29 @@ def cmd_check_spec(args: argparse.Namespace) -> None:
 
     spec = _spec(args.spec)
     cells = eval_cells(spec)
-    n_train = len(spec["methods"]) * len(spec["envs"]) * len(spec["seeds"])
+    n_train = len({(m, e, s) for _, m, e, s, _ in cells})
     print(f"{args.spec}: ok ({n_train} training runs, {len(cells)} evaluation cells)")
+
+
+def _save_with_val(out: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write transition arrays (rows (N, ...), `episode_lengths` (E,), 0-d metadata) to `out` and the last 5% of
+    episodes (at least 1) to its -val.npz twin."""
+    from cfgrl.datagen import val_path
+    from cfgrl.io import atomic_savez
+
+    ends = np.cumsum(arrays["episode_lengths"])
+    n_val = max(1, len(ends) // 20)  # validation file: the last 5% of episodes
+    start = int(ends[-n_val - 1]) if len(ends) > n_val else 0
+    val = {k: (v[-n_val:] if k == "episode_lengths" else v if v.ndim == 0 else v[start:]) for k, v in arrays.items()}
+    atomic_savez(val_path(out), val)
+    atomic_savez(out, arrays)
+    print(f"wrote {out}: {len(arrays['rewards'])} transitions ({len(ends)} episodes)")
 
 
 def cmd_data(args: argparse.Namespace) -> None:
     from cfgrl.datagen import generate_navigate, val_path
     from cfgrl.download import DownloadError, download_ogbench
     from cfgrl.envs import resolve_env
-    from cfgrl.io import atomic_savez
     from cfgrl.manipgen import generate_play
 
     spec = _spec(args.spec)
@@ -42,13 +56,20 @@ def cmd_data(args: argparse.Namespace) -> None:
         from cfgrl.exorl import load_exorl
 
         arrays = load_exorl(args.env, args.exorl_root / info.datagen_env_id / "rnd", workers=args.workers)
-        ends = np.cumsum(arrays["episode_lengths"])
-        n_val = max(1, len(ends) // 20)  # validation file: the last 5% of episodes
-        start = int(ends[-n_val - 1]) if len(ends) > n_val else 0
-        val = {k: (v[-n_val:] if k == "episode_lengths" else v[start:]) for k, v in arrays.items()}
-        atomic_savez(val_path(args.out), val)
-        atomic_savez(args.out, arrays)
-        print(f"wrote {args.out}: {len(arrays['rewards'])} transitions ({len(ends)} episodes)")
+        _save_with_val(args.out, arrays)
+        return
+    if info.kind == "minari":  # transitions as load_minari reads them, plus the evaluation env's JSON EnvSpec
+        from cfgrl.data import DataError
+        from cfgrl.minari_source import download_minari, eval_env_spec, load_minari
+
+        try:
+            if data["source"] == "download":
+                download_minari(info.eval_env_id, data.get("path"))
+            arrays = load_minari(info.eval_env_id, datasets_path=data.get("path"))
+            arrays["env_spec"] = np.asarray(eval_env_spec(info.eval_env_id, datasets_path=data.get("path")))
+        except DataError as err:
+            sys.exit(f"error: {err}")
+        _save_with_val(args.out, arrays)
         return
     if data["source"] == "download":
         from cfgrl.ogbench_source import parse_name
@@ -103,6 +124,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     import torch
 
+    from cfgrl.data import DataError
     from cfgrl.envs import resolve_env
     from cfgrl.evaluate import evaluate
     from cfgrl.io import atomic_write_json
@@ -117,8 +139,20 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if agent.guided and w is None:
         sys.exit(f"error: method {args.method} needs --w")
     eval_seed = spec["eval"]["seed" if args.split == "test" else "validation_seed"]
-    result = evaluate(agent, resolve_env(args.env), env_cfg["tasks"], env_cfg["episodes_per_task"], w,
-                      eval_seed, args.seed)
+    info = resolve_env(args.env)
+    env_spec = None
+    if info.kind == "minari" and args.data is not None:  # the evaluation env `cfgrl data` recorded
+        with np.load(args.data) as d:
+            env_spec = str(d["env_spec"]) if "env_spec" in d.files else None
+    try:
+        if info.kind == "minari" and env_spec is None:  # else from the local dataset itself
+            from cfgrl.minari_source import eval_env_spec
+
+            env_spec = eval_env_spec(info.eval_env_id, spec["envs"][args.env]["data"].get("path"))
+        result = evaluate(agent, info, env_cfg["tasks"], env_cfg["episodes_per_task"], w, eval_seed, args.seed,
+                          env_spec=env_spec)
+    except DataError as err:
+        sys.exit(f"error: {err}")
     if agent.guided and args.data is not None:  # the reviewers' question: how far does pi_w move from pi_0?
         from cfgrl.evaluate import action_shift, episode_seed
         from cfgrl.train import make_sampler
@@ -134,8 +168,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                   provenance=provenance(spec, device=str(agent.device), eval_seed=eval_seed,
                                         model=str(args.model), train_provenance=record["provenance"]))
     atomic_write_json(args.out, result)
-    print(f"{args.method} {args.env} seed{args.seed} w={w}: success {result['success']:.3f} "
-          f"({len(result['episodes'])} episodes, {result['wall_s']:.1f} s)")
+    print(f"{args.method} {args.env} seed{args.seed} w={w}: success {result['success']:.3f}, return "
+          f"{result['return']:.2f} ({len(result['episodes'])} episodes, {result['wall_s']:.1f} s)")
 
 
 def cmd_cells(args: argparse.Namespace) -> None:

@@ -12,6 +12,9 @@ of cube-single, cube-double, scene and puzzle-3x3 (generator 'play', `cfgrl.mani
 downloaded.
 dm_control ExORL tasks `walker-run`, `cheetah-run-backward`, `jaco-reach-top-left`, ... (kind 'dmc'): ExORL-format
 episodes (downloaded RND data or generated offline) with rewards recomputed for the task; episode return.
+Minari datasets `minari/<dataset id>`, e.g. `minari/mujoco/halfcheetah/medium-v0` (kind 'minari'): the Minari id
+verbatim after the prefix; read from a local MINARI_DATASETS_PATH or downloaded by minari (never generated);
+evaluated in the dataset's own gymnasium environment; one task; episode return.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class EnvInfo:
     name: str  # the suite's env name = the dataset name, e.g. 'pointmaze-medium-navigate-v0'
-    kind: str  # 'ogbench-goal', 'ogbench-single' or 'dmc'
-    eval_env_id: str  # gymnasium id (OGBench) or task name (dm_control) of the evaluation env
-    datagen_env_id: str  # what the offline generator runs: gymnasium id (OGBench) or domain (dm_control)
+    kind: str  # 'ogbench-goal', 'ogbench-single', 'dmc' or 'minari'
+    eval_env_id: str  # gymnasium id (OGBench), task name (dm_control) or Minari dataset id of the evaluation env
+    datagen_env_id: str  # what the offline generator runs: gymnasium id (OGBench), domain (dm_control); Minari id
     generators: tuple[str, ...]  # offline generators that can make its dataset (empty: download only)
     num_tasks: int = 5  # evaluation tasks (goal-conditioned) or 1 (single task)
     oracle_rep: bool = False  # goals are OGBench's oracle goal representations
@@ -44,11 +47,27 @@ _OGBENCH = re.compile(
 
 PLAY_GENERATED = ("cube-single", "cube-double", "scene", "puzzle-3x3")  # envs whose play data can be generated
 
+MINARI_PREFIX = "minari/"
+# Minari ids: `(namespace/)name-v<version>`, segments of letters, digits, '_', '-' and '.' ('.'/'..' refused: the id
+# becomes a path under results/<spec>/data/).
+_MINARI_ID = re.compile(r"^(?!.*(?:^|/)\.{1,2}(?:/|$))[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*-v\d+$")
+
+
+def minari_id(name: str) -> str | None:
+    """The Minari dataset id of a `minari/<id>` env name (None for other names)."""
+    return name[len(MINARI_PREFIX):] if name.startswith(MINARI_PREFIX) else None
+
 
 def resolve_env(name: str) -> EnvInfo:
     """Look up an environment by dataset name; KeyError names what is supported."""
     from cfgrl.dmc import TASKS as DMC_TASKS
 
+    dataset_id = minari_id(name)
+    if dataset_id is not None:
+        if not _MINARI_ID.match(dataset_id):
+            raise KeyError(f"unknown env {name!r}: not a Minari dataset id after 'minari/' (expected "
+                           "'minari/<namespace>/<name>-v<N>', e.g. minari/mujoco/halfcheetah/medium-v0)")
+        return EnvInfo(name, "minari", dataset_id, dataset_id, (), 1)
     if name in DMC_TASKS:
         domain = name.split("-")[0]
         return EnvInfo(name, "dmc", name, domain, ("exorl",) if domain in ("walker", "cheetah", "quadruped") else (),
@@ -69,4 +88,4 @@ def resolve_env(name: str) -> EnvInfo:
         return EnvInfo(name, "ogbench-goal", eval_id, f"{env}-v0", generators, oracle_rep=variant == "-oraclerep")
     raise KeyError(f"unknown env {name!r} (supported: OGBench state-based dataset names such as "
                    "antmaze-large-navigate-v0, with -oraclerep or -singletask[-taskN] variants; dm_control: "
-                   f"{', '.join(DMC_TASKS)})")
+                   f"{', '.join(DMC_TASKS)}; Minari datasets: minari/<dataset id>)")

@@ -3,6 +3,9 @@
 OGBench goal-conditioned envs: each evaluation task (fixed start and goal cells) runs `episodes_per_task`
 episodes, the policy sees the task's goal. Single-task envs: the env's one task, no goal. An episode succeeds
 when the agent reaches the goal (OGBench ends it there); the return is the sum of rewards.
+dm_control tasks and Minari datasets: full episodes of the one task, episode return (success is undefined).
+A Minari dataset is evaluated in its own gymnasium environment (its eval env spec, else the env it was collected
+with), dict observations flattened as the dataset's were, actions clipped to the action space.
 Episode seeds depend only on (eval seed, training seed, task, episode), so every method and every w of one
 training seed faces the same episodes (paired comparisons).
 """
@@ -31,14 +34,23 @@ def evaluate(
     w: float | None,
     eval_seed: int,
     train_seed: int,
+    env_spec: str | None = None,
 ) -> dict[str, Any]:
-    """Run len(tasks) * episodes_per_task episodes of an OGBench env with one batched policy call per step.
+    """Run len(tasks) * episodes_per_task episodes of an env with one batched policy call per step.
 
-    Returns {'success': mean over episodes, 'return': mean return, 'per_task': {task: success},
-    'episodes': [{task, episode, success, return, length}], 'wall_s', 'policy_s'}.
+    env_spec: Minari envs only, the evaluation env's JSON gymnasium EnvSpec (as `cfgrl data` stores it in the
+    dataset file); None reads it from the local dataset (MINARI_DATASETS_PATH).
+    Returns {'success': mean over episodes (NaN for dm_control and Minari), 'return': mean return,
+    'per_task': {task: success}, 'episodes': [{task, episode, success, return, length}], 'wall_s', 'policy_s'}.
     """
     if env.kind == "dmc":
         return _evaluate_dmc(agent, env, episodes_per_task, w, eval_seed, train_seed)
+    if env.kind == "minari":
+        if env_spec is None:
+            from cfgrl.minari_source import eval_env_spec
+
+            env_spec = eval_env_spec(env.eval_env_id)
+        return _evaluate_minari(agent, env, episodes_per_task, w, eval_seed, train_seed, env_spec)
     import gymnasium
     import ogbench  # noqa: F401  (registers the environments)
 
@@ -120,6 +132,56 @@ def _evaluate_dmc(agent: Agent, env: EnvInfo, episodes: int, w: float | None, ev
         "per_task": {},
         "episodes": [{"task": 1, "episode": i, "success": None, "return": float(r), "length": int(n)}
                      for i, (r, n) in enumerate(zip(res.returns, res.lengths, strict=True))],
+        "wall_s": time.perf_counter() - t0,
+        "policy_s": policy_time,
+    }
+
+
+def _evaluate_minari(agent: Agent, env: EnvInfo, episodes: int, w: float | None, eval_seed: int, train_seed: int,
+                     env_spec: str) -> dict[str, Any]:
+    """A Minari dataset's gymnasium env: `episodes` episodes stepped in lockstep (one policy call per step on the
+    (n_active, obs_dim) batch of flattened observations), episode i reset with episode_seed(eval_seed,
+    train_seed, 1, i); actions (n_active, A) clipped to the env's Box action space; success is undefined (NaN)."""
+    from cfgrl.minari_source import flatten_observation, make_eval_env
+
+    envs, obs = [], []
+    for ep in range(episodes):
+        e = make_eval_env(env_spec, env.name)
+        seed = episode_seed(eval_seed, train_seed, 1, ep)
+        e.action_space.seed(seed)
+        ob, _ = e.reset(seed=seed)
+        envs.append(e)
+        obs.append(flatten_observation(ob))
+    low, high = envs[0].action_space.low, envs[0].action_space.high
+    obs_arr = np.stack(obs).astype(np.float32)  # (episodes, obs_dim)
+    active = np.ones(episodes, dtype=bool)
+    returns = np.zeros(episodes, dtype=np.float64)
+    length = np.zeros(episodes, dtype=np.int64)
+    agent.reseed(episode_seed(eval_seed, train_seed, 0, 2**31 - 1))  # policy noise, shared by every w
+    w_value = 1.0 if w is None else float(w)
+    policy_time = 0.0
+    t0 = time.perf_counter()
+    while active.any():
+        idx = np.flatnonzero(active)
+        t_p = time.perf_counter()
+        actions = agent.act(torch.from_numpy(obs_arr[idx]).to(agent.device), None, w_value).cpu().numpy()
+        policy_time += time.perf_counter() - t_p
+        actions = np.clip(actions, low, high).astype(envs[0].action_space.dtype, copy=False)
+        for j, i in enumerate(idx):
+            ob, reward, terminated, truncated, _ = envs[i].step(actions[j])
+            obs_arr[i] = flatten_observation(ob)
+            returns[i] += float(reward)
+            length[i] += 1
+            if terminated or truncated:
+                active[i] = False
+    for e in envs:
+        e.close()
+    return {
+        "success": float("nan"),
+        "return": float(returns.mean()),
+        "per_task": {},
+        "episodes": [{"task": 1, "episode": i, "success": None, "return": float(returns[i]), "length": int(length[i])}
+                     for i in range(episodes)],
         "wall_s": time.perf_counter() - t0,
         "policy_s": policy_time,
     }

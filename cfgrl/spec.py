@@ -108,6 +108,12 @@ def _check_value(cls: type, name: str, value: Any) -> str | None:
     return f"must be {' or '.join(getattr(o, '__name__', str(o)) for o in options)}, got {value!r}"
 
 
+def method_envs(spec: dict[str, Any], label: str) -> list[str]:
+    """The envs a method entry runs on: its own `envs` list, else all the spec's envs (in the spec's order)."""
+    own = spec["methods"][label].get("envs")
+    return [e for e in spec["envs"] if own is None or e in own]
+
+
 def registry_name(spec: dict[str, Any], label: str) -> str:
     """The registered method behind a spec's method entry (the entry's `method`, or its own name)."""
     return spec["methods"][label].get("method", label)
@@ -159,10 +165,15 @@ def load_spec(path: str | Path) -> dict[str, Any]:
             info = resolve_env(env_name)
         except KeyError as err:
             raise SpecError(f"{path}: envs.{env_name}: {err.args[0]}") from err
+        problem = data_problem(info, env["data"])
+        if problem:
+            raise SpecError(f"{path}: envs.{env_name}.data{problem}")
         spec["envs"][env_name] = _merge(ENV_DEFAULTS, env)
         spec["envs"][env_name]["eval"].setdefault("tasks", list(range(1, info.num_tasks + 1)))
         if info.kind == "dmc":
             spec["envs"][env_name]["data"].setdefault("fit_iterations", 100)
+        if info.kind == "minari":  # none of the generators' defaults apply
+            spec["envs"][env_name]["data"] = copy.deepcopy(env["data"])
         data = spec["envs"][env_name]["data"]
         if data["source"] == "generate" and "play" in info.generators and "noise" not in env["data"]:
             data["noise"] = PLAY_NOISE  # the play recipe's own noise (OGBench's 0.1), not the navigate default
@@ -199,10 +210,14 @@ def load_spec(path: str | Path) -> dict[str, Any]:
             problem = _check_value(cls.Config, key, value)
             if problem:
                 raise SpecError(f"{path}: {where}.config.{key}: {problem}")
-        for env_name in spec["envs"]:
+        unknown = [e for e in entry.get("envs", []) if e not in spec["envs"]]
+        if unknown:
+            raise SpecError(f"{path}: {where}.envs: '{unknown[0]}' is not one of the spec's envs")
+        for env_name in method_envs(spec, label):
             problem = batch_problem(cls, resolve_env(env_name))
             if problem:
-                raise SpecError(f"{path}: {where}: {problem}")
+                raise SpecError(f"{path}: {where}: {problem}" + ("" if "envs" in entry else
+                                                                  " (or list the entry's own `envs`)"))
     spec.setdefault("sweeps", {})
     for name, sweep in spec["sweeps"].items():
         problem = sweep_problem(spec, name, sweep)
@@ -211,6 +226,26 @@ def load_spec(path: str | Path) -> dict[str, Any]:
     spec["_path"] = str(path)
     spec["_hash"] = spec_hash(raw)
     return spec
+
+
+MINARI_DATA_KEYS = ("source", "path")  # the data settings a minari/ env takes
+
+
+def data_problem(info: EnvInfo, data: dict[str, Any]) -> str | None:
+    """Why an env's `data` settings (as given in the spec) are refused, as '.field: message' (None if fine)."""
+    if info.kind == "minari":
+        if data["source"] == "generate":
+            return (".source: Minari datasets are not generated; use 'local' (a dataset under `path` or "
+                    "MINARI_DATASETS_PATH) or 'download' (minari's remote)")
+        extra = [k for k in data if k not in MINARI_DATA_KEYS]
+        if extra:
+            return f".{extra[0]}: not used by Minari datasets (allowed: {', '.join(MINARI_DATA_KEYS)})"
+        return None
+    if data["source"] == "local":
+        return ".source: 'local' is for Minari datasets only (minari/<dataset id> envs)"
+    if "path" in data:
+        return ".path: only for Minari datasets (minari/<dataset id> envs)"
+    return None
 
 
 def knob_value(spec: dict[str, Any], label: str, knob: str) -> float:
@@ -232,6 +267,8 @@ def sweep_problem(spec: dict[str, Any], name: str, sweep: dict[str, Any]) -> str
     registries = {registry_name(spec, e) for e in sweep["entries"]}
     if len(registries) > 1:
         return f".entries: entries of one method only (got {', '.join(sorted(registries))})"
+    if len({tuple(method_envs(spec, e)) for e in sweep["entries"]}) > 1:
+        return ".entries: the entries run on different envs (give them the same `envs`)"
     cls = label_class(spec, sweep["entries"][0])
     if cls.guided:
         return ".entries: guided methods choose w at test time; use the entry's own `select`"
@@ -296,7 +333,7 @@ def job_hashes(spec: dict[str, Any]) -> dict[str, dict[str, str]]:
     data = {env: spec_hash({"env": env, "data": envs[env]["data"]}) for env in envs}
     train = {f"{m}|{env}": spec_hash({"method": entry.get("method", m), "config": entry.get("config") or {},
                                       "data": data[env], "threads": spec["train"]["threads"]})
-             for m, entry in methods.items() for env in envs}
+             for m, entry in methods.items() for env in method_envs(spec, m)}
     evals = {env: spec_hash({"eval": envs[env]["eval"], "seeds": {k: spec["eval"][k] for k in ("seed",
                                                                                       "validation_seed")}})
              for env in envs}
@@ -333,7 +370,7 @@ def eval_cells(spec: dict[str, Any]) -> list[tuple[str, str, str, int, str]]:
     for method, entry in spec["methods"].items():
         labels = [w_label(w) for w in entry["w"]] if "w" in entry else [w_label(None)]
         for split, seeds in (("test", spec["seeds"]), ("validation", validation_seeds(spec, rules[method]))):
-            for env in spec["envs"]:
+            for env in method_envs(spec, method):
                 for seed in seeds:
                     cells.extend((split, method, env, seed, lab) for lab in labels)
     return cells

@@ -40,8 +40,9 @@ def make_sampler(env: EnvInfo, data_path: str | Path, geometric_discount: float 
     """The batch sampler for an env's dataset file: hindsight goals for goal-conditioned envs (plus the subgoals
     k = `subgoal_steps` ahead when given: hierarchical methods, cfgrl.data.SubgoalSampler), reward-labelled
     transitions (OGBench's own single-task relabelling) for single-task envs, ExORL transitions (rewards
-    recomputed for the task) for dm_control envs."""
-    if env.kind == "dmc":
+    recomputed for the task) for dm_control envs, the dataset's own transitions for Minari envs (both files written
+    by `cfgrl data`: observations, next_observations (N, obs_dim), actions (N, A), rewards, masks (N,))."""
+    if env.kind in ("dmc", "minari"):
         with np.load(data_path) as d:
             return TransitionSampler(d["observations"], d["actions"], d["rewards"], d["masks"],
                                      d["next_observations"])

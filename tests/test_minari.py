@@ -1,18 +1,37 @@
-"""Minari: a tiny dataset written to a temporary MINARI_DATASETS_PATH reads back identically (no network)."""
+"""Minari: a tiny dataset written to a temporary MINARI_DATASETS_PATH reads back identically (no network), and a
+spec env `minari/<dataset id>` goes through data, training, evaluation in the dataset's env and the report."""
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
+import pandas as pd
 import pytest
+import yaml
 
 minari = pytest.importorskip("minari")
-pytest.importorskip("h5py")
+h5py = pytest.importorskip("h5py")
 
 from minari.data_collector import EpisodeBuffer  # noqa: E402
 
+from analysis.selection import env_metric  # noqa: E402
+from cfgrl.cli import main  # noqa: E402
 from cfgrl.data import DataError  # noqa: E402
-from cfgrl.minari_source import list_local, load_minari  # noqa: E402
+from cfgrl.envs import resolve_env  # noqa: E402
+from cfgrl.evaluate import evaluate  # noqa: E402
+from cfgrl.minari_source import flatten_observation, list_local, load_minari  # noqa: E402
+from cfgrl.spec import SpecError, load_spec, method_config  # noqa: E402
+from cfgrl.train import build_agent, load_agent, make_sampler, train  # noqa: E402
+from tests.conftest import REPO  # noqa: E402
 
 
 def _episodes(env, n: int, seed: int) -> list[dict]:
@@ -78,6 +97,8 @@ def test_dict_observations_flatten(tmp_path, monkeypatch):
                                            data_format="hdf5")
     data = load_minari("cfgrl/dict/tiny-v0", datasets_path=tmp_path)
     np.testing.assert_array_equal(data["observations"], np.concatenate([obs["a"], obs["b"]], axis=1)[:-1])
+    step = {k: v[2] for k, v in obs.items()}  # one env observation, flattened for evaluation in the same layout
+    np.testing.assert_array_equal(flatten_observation(step), data["observations"][2])
     only_b = load_minari("cfgrl/dict/tiny-v0", datasets_path=tmp_path, obs_key="b")
     np.testing.assert_array_equal(only_b["next_observations"], obs["b"][1:])
 
@@ -87,3 +108,165 @@ def test_missing_dataset_is_a_clear_error_without_network(tmp_path):
         load_minari("D4RL/door/human-v2", datasets_path=tmp_path)
     msg = str(err.value)
     assert "\n" not in msg and "D4RL/door/human-v2" in msg and str(tmp_path) in msg
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Minari datasets as spec envs: spec -> `cfgrl data` -> training -> evaluation in the dataset's own env -> report
+
+TINY_ID = "cfgrl/pendulum/tiny-v0"
+ENV = f"minari/{TINY_ID}"
+EPISODE_STEPS = 15  # the recorded env's time limit (gym.make("Pendulum-v1", max_episode_steps=15))
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    """A MINARI_DATASETS_PATH holding TINY_ID: 4 random Pendulum episodes of 15 steps."""
+    root = tmp_path_factory.mktemp("minari")
+    env = gym.make("Pendulum-v1", max_episode_steps=EPISODE_STEPS)
+    buffers = [EpisodeBuffer(id=i, seed=3 + i, **ep) for i, ep in enumerate(_episodes(env, 4, seed=3))]
+    with pytest.MonkeyPatch.context() as m, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        m.setenv("MINARI_DATASETS_PATH", str(root))
+        minari.create_dataset_from_buffers(TINY_ID, buffers, env=env, algorithm_name="random", data_format="hdf5")
+    return root
+
+
+CONFIG = {"steps": 100, "batch_size": 32, "hidden": [32, 32], "log_every": 50}
+
+
+def _spec(tmp_path, data: dict, name: str = "mini", seeds: tuple[int, ...] = (0, 1)) -> Path:
+    spec = {"name": name, "seeds": list(seeds),
+            "envs": {ENV: {"data": data, "eval": {"episodes_per_task": 3}}},
+            "methods": {"awr": {"config": CONFIG}, "cfgrl": {"w": [0, 1], "select": {"type": "fixed", "value": 1},
+                                                             "config": {**CONFIG, "flow_steps": 4}}},
+            "analysis": {"bootstrap_resamples": 1000}}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_minari_env_names_resolve():
+    info = resolve_env("minari/mujoco/halfcheetah/medium-v0")
+    assert (info.kind, info.eval_env_id, info.num_tasks, info.generators) == ("minari", "mujoco/halfcheetah/medium-v0",
+                                                                            1, ())
+    assert env_metric("minari/mujoco/halfcheetah/medium-v0") == "return" and env_metric("walker-run") == "return"
+    for bad in ("minari/mujoco/halfcheetah/medium", "minari/../x-v0", "minari/a//b-v0", "minari/"):
+        with pytest.raises(KeyError, match="Minari dataset id"):
+            resolve_env(bad)
+
+
+def test_spec_names_a_minari_env_and_refuses_generate(tmp_path, tiny_root):
+    spec = load_spec(_spec(tmp_path, {"source": "local", "path": str(tiny_root)}))
+    assert spec["envs"][ENV]["data"] == {"source": "local", "path": str(tiny_root)}  # no generator defaults
+    assert spec["envs"][ENV]["eval"]["tasks"] == [1]
+    assert load_spec(_spec(tmp_path, {"source": "download"}))["envs"][ENV]["data"] == {"source": "download"}
+    cases = [({"source": "generate"}, f"envs.{ENV}.data.source: Minari datasets are not generated"),
+             ({"source": "local", "episodes": 10}, f"envs.{ENV}.data.episodes: not used by Minari datasets")]
+    for data, expected in cases:
+        with pytest.raises(SpecError) as err:
+            load_spec(_spec(tmp_path, data))
+        assert "\n" not in str(err.value) and expected in str(err.value)
+    other = {"name": "o", "seeds": [0], "methods": {"awr": {}},
+             "envs": {"cheetah-run": {"data": {"source": "local"}}}}
+    (tmp_path / "o.yaml").write_text(yaml.safe_dump(other))
+    with pytest.raises(SpecError, match=r"envs.cheetah-run.data.source: 'local' is for Minari datasets only"):
+        load_spec(tmp_path / "o.yaml")
+
+
+def test_data_command_writes_load_minaris_arrays(tmp_path, tiny_root, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tiny_root))  # source local without a path: the env var
+    out = tmp_path / "data" / "tiny.npz"
+    main(["data", "--spec", str(_spec(tmp_path, {"source": "local"})), "--env", ENV, "--out", str(out)])
+    expected = load_minari(TINY_ID, datasets_path=tiny_root)
+    train, val = np.load(out), np.load(tmp_path / "data" / "tiny-val.npz")
+    assert set(train.files) == set(expected) | {"env_spec"} == set(val.files)
+    for key, arr in expected.items():
+        np.testing.assert_array_equal(train[key], arr)
+        assert train[key].dtype == arr.dtype
+        np.testing.assert_array_equal(val[key], arr[-1:] if key == "episode_lengths" else arr[-EPISODE_STEPS:])
+    spec = json.loads(str(train["env_spec"]))  # the evaluation env: the env the data was collected in
+    assert (spec["id"], spec["max_episode_steps"]) == ("Pendulum-v1", EPISODE_STEPS)
+    sampler = make_sampler(resolve_env(ENV), out)  # training reads it like dm_control data
+    np.testing.assert_array_equal(sampler.next_observations, expected["next_observations"])
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("fault", ["nan", "missing"])
+def test_bad_minari_data_is_a_one_line_error(tmp_path, monkeypatch, fault):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    env = gym.make("Pendulum-v1", max_episode_steps=5)
+    eps = _episodes(env, 3, seed=0)
+    if fault == "nan":
+        eps[1]["observations"][2, 1] = np.inf
+    minari.create_dataset_from_buffers(TINY_ID, [EpisodeBuffer(id=i, **ep) for i, ep in enumerate(eps)], env=env,
+                                       algorithm_name="random", data_format="hdf5")
+    if fault == "missing":
+        with h5py.File(tmp_path / TINY_ID / "data" / "main_data.hdf5", "a") as f:
+            del f["episode_1"]["rewards"]
+    with pytest.raises(SystemExit) as err:
+        main(["data", "--spec", str(_spec(tmp_path, {"source": "local"})), "--env", ENV,
+              "--out", str(tmp_path / "d.npz")])
+    msg = str(err.value.code)
+    key = "'observations' contains NaN or Inf" if fault == "nan" else "'rewards' is missing"
+    assert "\n" not in msg and msg.startswith(f"error: {TINY_ID} (") and f"episode 1: key {key}" in msg
+    assert str(tmp_path / TINY_ID / "data") in msg and not (tmp_path / "d.npz").exists()
+
+
+def test_evaluation_runs_the_datasets_env_deterministically(tmp_path, tiny_root, monkeypatch):
+    spec_path = _spec(tmp_path, {"source": "local", "path": str(tiny_root)})
+    data = tmp_path / "tiny.npz"
+    main(["data", "--spec", str(spec_path), "--env", ENV, "--out", str(data)])
+    spec = load_spec(spec_path)
+    train(spec, "cfgrl", ENV, 0, data, tmp_path / "cfgrl")
+    agent, _ = load_agent(tmp_path / "cfgrl" / "model.pt")
+    env_spec = str(np.load(data)["env_spec"])
+    runs = [evaluate(agent, resolve_env(ENV), [1], 3, w, 10_000, 0, env_spec=env_spec) for w in (1.0, 1.0, 0.0)]
+    first = runs[0]
+    assert [e["length"] for e in first["episodes"]] == [EPISODE_STEPS] * 3
+    assert all(np.isfinite(e["return"]) and e["return"] < 0 for e in first["episodes"])  # Pendulum: cost <= 0
+    assert np.isnan(first["success"]) and first["return"] == pytest.approx(np.mean([e["return"]
+                                                                                   for e in first["episodes"]]))
+    assert runs[1]["episodes"] == first["episodes"]  # same seed, same w: identical episodes
+    assert len({e["return"] for e in first["episodes"]}) == 3  # episodes differ (own seeds)
+    untrained = build_agent("awr", method_config(spec, "awr"), 3, 1, 0, agent.device, 0)
+    untrained.eval()
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tiny_root))
+    from_dataset = evaluate(untrained, resolve_env(ENV), [1], 2, None, 10_000, 0)  # env spec from the dataset
+    assert [e["length"] for e in from_dataset["episodes"]] == [EPISODE_STEPS] * 2
+
+
+def test_offline_download_fails_fast_with_one_line(tmp_path, monkeypatch):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MINARI_REMOTE", "hf://farama-minari")
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")  # where minari's Hugging Face remote goes
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    spec = _spec(tmp_path, {"source": "download", "path": str(tmp_path / "minari")})
+    t0 = time.perf_counter()
+    with pytest.raises(SystemExit) as err:
+        main(["data", "--spec", str(spec), "--env", ENV, "--out", str(tmp_path / "d.npz")])
+    msg = str(err.value.code)
+    assert time.perf_counter() - t0 < 10
+    assert "\n" not in msg and msg.startswith(f"error: {TINY_ID}: cannot download") and f"127.0.0.1:{port}" in msg
+
+
+@pytest.mark.slow
+def test_minari_spec_runs_end_to_end(tmp_path, tiny_root):
+    spec = _spec(tmp_path, {"source": "local"}, name="tinyminari")
+    env = {**os.environ, "MINARI_DATASETS_PATH": str(tiny_root)}
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "-s", str(REPO / "Snakefile"),
+                           "--directory", str(tmp_path), "--config", f"spec={spec}"],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "results" / "tinyminari"
+    assert (out / "data" / "minari" / "cfgrl" / "pendulum" / "tiny-v0-val.npz").exists()
+    report = (out / "report.md").read_text()
+    assert f"## {ENV}" in report and "Episode return" in report
+    cells = pd.read_csv(out / "cells.csv")
+    test = cells[(cells["env"] == ENV) & (cells["split"] == "test")]
+    assert len(test) == 2 * 1 + 2 * 2  # awr: 2 seeds; cfgrl: 2 seeds x 2 w
+    assert np.isfinite(test["return"]).all() and (test["return"] < 0).all()
+    result = json.loads((out / "eval" / "test" / "cfgrl" / "minari" / TINY_ID.split("/", 1)[0] / "pendulum"
+                         / "tiny-v0" / "seed1" / "w0.json").read_text())
+    assert [e["length"] for e in result["episodes"]] == [EPISODE_STEPS] * 3

@@ -1,4 +1,4 @@
-"""The README's commands are the ones CI runs."""
+"""The README's commands are the ones CI runs; its spec example is a valid spec."""
 
 import re
 
@@ -13,3 +13,16 @@ def test_ci_runs_the_readme_test_command_verbatim():
     main_cmd = [c for c in commands if "snakemake --cores all" in c]
     assert len(test_cmd) >= 1 and len(main_cmd) >= 1
     assert test_cmd[0] in ci.splitlines()
+
+
+def test_readme_spec_example_is_a_valid_spec(tmp_path):
+    from cfgrl.spec import eval_cells, load_spec
+
+    text = (REPO / "README.md").read_text()
+    block = text[text.index("## A spec"):]
+    block = block[block.index("```yaml") + len("```yaml"):]
+    path = tmp_path / "my-run.yaml"
+    path.write_text(block[:block.index("```")])
+    spec = load_spec(path)
+    assert spec["sweeps"]["awr"]["entries"] == ["awr_t1", "awr_t3", "awr_t10"]
+    assert {c[3] for c in eval_cells(spec) if c[0] == "validation" and c[1].startswith("awr")} == {8, 9}

@@ -60,7 +60,24 @@ CASES = [
         "select", {"type": "fixed", "value": 7}), "methods.gc_cfgrl.select.value", "not among the w values"),
     ("unknown registry method", lambda s: s["methods"].__setitem__("awr_t3", {"method": "awrr"}),
      "methods.awr_t3.method", "unknown method 'awrr'"),
+    ("method env not in the spec", lambda s: s["methods"]["gcbc"].__setitem__("envs", ["cheetah-run"]),
+     "methods.gcbc.envs", "'cheetah-run' is not one of the spec's envs"),
+    ("goal-conditioned method on a reward env", lambda s: s["envs"].__setitem__(
+        "cheetah-run", {"data": {"source": "generate", "episodes": 2}}), "methods.gc_cfgrl",
+     "cannot train on 'cheetah-run'"),
 ]
+
+
+def test_method_envs_restrict_training_and_evaluation(tmp_path):
+    def change(s):
+        s["envs"]["cheetah-run"] = {"data": {"source": "generate", "episodes": 2}}
+        for entry in s["methods"].values():
+            entry["envs"] = ["pointmaze-medium-navigate-v0"]
+        s["methods"]["awr"] = {"envs": ["cheetah-run"], "config": {"steps": 10}}
+    cells = eval_cells(load_spec(write(tmp_path, _mutated(change))))
+    assert {(c[1], c[2]) for c in cells} == {("gcbc", "pointmaze-medium-navigate-v0"),
+                                             ("gc_cfgrl", "pointmaze-medium-navigate-v0"), ("awr", "cheetah-run")}
+    assert len(cells) == 2 * (1 + 3 + 1)
 
 
 def test_validation_rule_adds_validation_cells(tmp_path):
