@@ -157,7 +157,8 @@ def _env_section(spec: dict[str, Any], cells: pd.DataFrame, env: str, outdir: Pa
                   _table(["w", "difference", f"{ci_pct}% CI", "seeds better/worse/all"], rows), ""]
     stem = outdir / "figures" / f"{value}_vs_w_{slug(env)}"
     success_vs_w(summary, env, stem, ylabel="success rate (%)" if value == "success" else "return",
-                 scale=100.0 if value == "success" else 1.0)
+                 scale=100.0 if value == "success" else 1.0,
+                 w1="flow GCBC" if resolve_env(env).goal_conditioned else "optimality-conditioned")
     parts += [f"![{value} vs w on {env}](figures/{stem.name}.png)", ""]
     return parts
 
@@ -403,14 +404,15 @@ def _paper_tables(spec: dict[str, Any], cells: pd.DataFrame, outdir: Path) -> li
     for kind, table_id in PAPER_TABLES.items():
         envs = sorted(e for e in split_rows(cells)["env"].unique() if resolve_env(e).kind == kind)
         paper = {}
-        for label in reported:
+        for label in [m for m in reported if reported[m]["env"].isin(envs).any()]:
             select = spec["methods"][label].get("select") if label in spec["methods"] else None
             if names := paper_names(_registry(spec, label), select):
                 paper[label] = names[0]
         if not envs or not any(lookup(e, name, table_id) for e in envs for name in paper.values()):
             continue
-        guided = [m for m in reported if _is_guided(spec, m)]
-        unguided = [m for m in reported if not _is_guided(spec, m)]
+        present = [m for m in reported if reported[m]["env"].isin(envs).any()]  # columns: rows run on these envs
+        guided = [m for m in present if _is_guided(spec, m)]
+        unguided = [m for m in present if not _is_guided(spec, m)]
         value = "return" if kind == "dmc" else "success"
         table = results_table(pd.concat([reported[m] for m in guided + unguided]),
                               {label: label for label in guided + unguided}, value=value,

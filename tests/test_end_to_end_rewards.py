@@ -27,6 +27,7 @@ TINY = {
         "cfgrl": {"w": [0, 1, 3], "select": {"type": "fixed", "value": 3}, "config": {**CONFIG, "flow_steps": 4}},
         "bc": {"config": CONFIG},
     },
+    "sweeps": {"awr_best": {"entries": ["awr", "awr_t1"], "select": {"type": "validation", "on": "episodes"}}},
     "analysis": {"bootstrap_resamples": 1000},
 }
 
@@ -43,7 +44,9 @@ def test_reward_based_spec_runs_end_to_end(tmp_path):
     report = (out / "report.md").read_text()
     for env in TINY["envs"]:
         assert f"## {env}" in report
-    assert "| cheetah-run | return | cfgrl (w=3) | awr |" in report
+    assert "| cheetah-run | return | cfgrl (w=3) | awr_best (temperature=" in report  # the sweep's chosen entry
+    assert "- `awr_best`: cheetah-run: temperature = " in report and "chosen on validation episodes" in report
+    assert (out / "eval" / "validation" / "awr_t1" / "cheetah-run" / "seed1" / "wnone.json").exists()
     dmc = json.loads((out / "eval" / "test" / "cfgrl" / "cheetah-run" / "seed1" / "w3.json").read_text())
     assert len(dmc["episodes"]) == 2 and all(e["length"] == 1000 for e in dmc["episodes"])
     assert np.isfinite(dmc["return"]) and dmc["return"] >= 0

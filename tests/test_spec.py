@@ -139,3 +139,18 @@ def test_shipped_specs_are_valid():
     for path in sorted((REPO / "specs").glob("*.yaml")):
         if path.name != "schema.yaml":
             load_spec(path)
+
+
+def test_default_spec_covers_both_halves_of_the_paper():
+    from cfgrl.envs import resolve_env
+    from cfgrl.spec import method_envs
+
+    spec = load_spec(REPO / "specs" / "default.yaml")
+    kinds = {resolve_env(e).kind for e in spec["envs"]}
+    assert kinds == {"ogbench-goal", "dmc"}
+    assert all(spec["envs"][e]["data"]["source"] == "generate" for e in spec["envs"])  # offline
+    registries = {entry.get("method", m): method_envs(spec, m) for m, entry in spec["methods"].items()}
+    assert {"gc_cfgrl", "gcbc", "cfgrl", "awr"} <= set(registries)
+    assert registries["cfgrl"] == registries["awr"] == ["cheetah-run"]
+    assert spec["sweeps"]["awr"]["select"]["type"] == "validation"  # T chosen on validation episodes
+    assert spec["methods"]["cfgrl"]["select"]["type"] == "validation"
