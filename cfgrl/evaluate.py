@@ -13,6 +13,7 @@ training seed faces the same episodes (paired comparisons).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -67,34 +68,9 @@ def evaluate(
         obs.append(ob)
         if env.goal_conditioned:
             goals.append(info["goal"])
-    n = len(slots)
-    obs_arr = np.asarray(obs, dtype=np.float32)
-    active = np.ones(n, dtype=bool)
-    success = np.zeros(n, dtype=bool)
-    returns = np.zeros(n, dtype=np.float64)
-    length = np.zeros(n, dtype=np.int64)
-    agent.reseed(episode_seed(eval_seed, train_seed, 0, 2**31 - 1))  # policy noise, shared by every w
-    device = agent.device
-    goal_t = torch.from_numpy(np.asarray(goals, dtype=np.float32)).to(device) if goals else None
-    w_value = 1.0 if w is None else float(w)
-    policy_time = 0.0
-    t0 = time.perf_counter()
-    while active.any():
-        idx = np.flatnonzero(active)
-        t_p = time.perf_counter()
-        batch_goals = goal_t[idx] if goal_t is not None else None
-        actions = agent.act(torch.from_numpy(obs_arr[idx]).to(device), batch_goals, w_value).cpu().numpy()
-        policy_time += time.perf_counter() - t_p
-        for j, i in enumerate(idx):
-            ob, reward, terminated, truncated, info = envs[i].step(actions[j])
-            obs_arr[i] = ob
-            returns[i] += reward
-            length[i] += 1
-            if terminated or truncated:
-                active[i] = False
-                success[i] = bool(info.get("success", 0.0))
-    for e in envs:
-        e.close()
+    run = _run_lockstep(agent, envs, np.asarray(obs, dtype=np.float32), w, eval_seed, train_seed,
+                        goals=np.asarray(goals, dtype=np.float32) if goals else None)
+    success, returns, length = run["success"], run["returns"], run["lengths"]
     per_task = {str(t): float(np.mean([success[k] for k, (tt, _) in enumerate(slots) if tt == t])) for t in tasks}
     return {
         "success": float(success.mean()),
@@ -102,8 +78,8 @@ def evaluate(
         "per_task": per_task,
         "episodes": [{"task": t, "episode": e, "success": bool(success[k]), "return": float(returns[k]),
                       "length": int(length[k])} for k, (t, e) in enumerate(slots)],
-        "wall_s": time.perf_counter() - t0,
-        "policy_s": policy_time,
+        "wall_s": run["wall_s"],
+        "policy_s": run["policy_s"],
     }
 
 
@@ -152,39 +128,62 @@ def _evaluate_minari(agent: Agent, env: EnvInfo, episodes: int, w: float | None,
         ob, _ = e.reset(seed=seed)
         envs.append(e)
         obs.append(flatten_observation(ob))
-    low, high = envs[0].action_space.low, envs[0].action_space.high
-    obs_arr = np.stack(obs).astype(np.float32)  # (episodes, obs_dim)
-    active = np.ones(episodes, dtype=bool)
-    returns = np.zeros(episodes, dtype=np.float64)
-    length = np.zeros(episodes, dtype=np.int64)
-    agent.reseed(episode_seed(eval_seed, train_seed, 0, 2**31 - 1))  # policy noise, shared by every w
-    w_value = 1.0 if w is None else float(w)
-    policy_time = 0.0
-    t0 = time.perf_counter()
-    while active.any():
-        idx = np.flatnonzero(active)
-        t_p = time.perf_counter()
-        actions = agent.act(torch.from_numpy(obs_arr[idx]).to(agent.device), None, w_value).cpu().numpy()
-        policy_time += time.perf_counter() - t_p
-        actions = np.clip(actions, low, high).astype(envs[0].action_space.dtype, copy=False)
-        for j, i in enumerate(idx):
-            ob, reward, terminated, truncated, _ = envs[i].step(actions[j])
-            obs_arr[i] = flatten_observation(ob)
-            returns[i] += float(reward)
-            length[i] += 1
-            if terminated or truncated:
-                active[i] = False
-    for e in envs:
-        e.close()
+    run = _run_lockstep(agent, envs, np.stack(obs).astype(np.float32), w, eval_seed, train_seed,
+                        flatten=flatten_observation, clip_to_space=True)
+    returns, length = run["returns"], run["lengths"]
     return {
         "success": float("nan"),
         "return": float(returns.mean()),
         "per_task": {},
         "episodes": [{"task": 1, "episode": i, "success": None, "return": float(returns[i]), "length": int(length[i])}
                      for i in range(episodes)],
-        "wall_s": time.perf_counter() - t0,
-        "policy_s": policy_time,
+        "wall_s": run["wall_s"],
+        "policy_s": run["policy_s"],
     }
+
+
+def _run_lockstep(agent: Agent, envs: list, obs: np.ndarray, w: float | None, eval_seed: int, train_seed: int,
+                  goals: np.ndarray | None = None, flatten: Callable[[Any], np.ndarray] | None = None,
+                  clip_to_space: bool = False) -> dict[str, Any]:
+    """Step gymnasium `envs` in lockstep until every episode ends, one policy call per step on the active ones.
+
+    obs: the first observations (n, obs_dim); goals: (n, goal_dim) or None. flatten: maps a raw observation to
+    (obs_dim,) (None: used as is). clip_to_space: clip actions to the envs' Box action space and its dtype.
+    The policy noise is reseeded from (eval_seed, train_seed) first, so every w of a checkpoint shares it.
+    Returns returns (n,), lengths (n,), success (n,) (the last step's info['success']), policy_s, wall_s.
+    """
+    n = len(envs)
+    obs = obs.copy()
+    active = np.ones(n, dtype=bool)
+    success = np.zeros(n, dtype=bool)
+    returns = np.zeros(n, dtype=np.float64)
+    lengths = np.zeros(n, dtype=np.int64)
+    agent.reseed(episode_seed(eval_seed, train_seed, 0, 2**31 - 1))  # policy noise, shared by every w
+    goal_t = torch.from_numpy(goals).to(agent.device) if goals is not None else None
+    w_value = 1.0 if w is None else float(w)
+    space = envs[0].action_space
+    policy_time = 0.0
+    t0 = time.perf_counter()
+    while active.any():
+        idx = np.flatnonzero(active)
+        t_p = time.perf_counter()
+        batch_goals = goal_t[idx] if goal_t is not None else None
+        actions = agent.act(torch.from_numpy(obs[idx]).to(agent.device), batch_goals, w_value).cpu().numpy()
+        policy_time += time.perf_counter() - t_p
+        if clip_to_space:
+            actions = np.clip(actions, space.low, space.high).astype(space.dtype, copy=False)
+        for j, i in enumerate(idx):
+            ob, reward, terminated, truncated, info = envs[i].step(actions[j])
+            obs[i] = ob if flatten is None else flatten(ob)
+            returns[i] += float(reward)
+            lengths[i] += 1
+            if terminated or truncated:
+                active[i] = False
+                success[i] = bool(info.get("success", 0.0))
+    for e in envs:
+        e.close()
+    return {"returns": returns, "lengths": lengths, "success": success, "policy_s": policy_time,
+            "wall_s": time.perf_counter() - t0}
 
 
 @torch.no_grad()
