@@ -94,6 +94,10 @@ def test_tiny_spec_runs_end_to_end_and_report_matches_cells(tmp_path):
     assert redraw.returncode == 0, redraw.stderr[-2000:]
     assert (out / "report.md").read_text() == report
     assert model.stat().st_mtime == mtime
+    # `snakemake --report` packs the report and its figures into one HTML file (needs pygments)
+    html = snakemake(tmp_path, spec, "--report", str(tmp_path / "report.html"))
+    assert html.returncode == 0, html.stderr[-2000:]
+    assert (tmp_path / "report.html").stat().st_size > 100_000
 
     # editing one method's config reruns exactly that method's training and evaluation cells
     edited = yaml.safe_load(spec.read_text())
