@@ -219,10 +219,15 @@ def load_spec(path: str | Path) -> dict[str, Any]:
                 raise SpecError(f"{path}: {where}: {problem}" + ("" if "envs" in entry else
                                                                   " (or list the entry's own `envs`)"))
     spec.setdefault("sweeps", {})
+    swept: dict[str, str] = {}
     for name, sweep in spec["sweeps"].items():
         problem = sweep_problem(spec, name, sweep)
         if problem:
             raise SpecError(f"{path}: sweeps.{name}{problem}")
+        twice = [e for e in sweep["entries"] if e in swept]
+        if twice:
+            raise SpecError(f"{path}: sweeps.{name}.entries: '{twice[0]}' is already in sweep '{swept[twice[0]]}'")
+        swept.update(dict.fromkeys(sweep["entries"], name))
     spec["_path"] = str(path)
     spec["_hash"] = spec_hash(raw)
     return spec

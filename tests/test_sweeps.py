@@ -74,6 +74,9 @@ SWEEP_CASES = [
      "[1] are reported seeds"),
     ("validation seeds missing", lambda s: s["sweeps"]["awr"].__setitem__(
         "select", {"type": "validation", "on": "seeds"}), "sweeps.awr.select.seeds", "needs the extra"),
+    ("entry in two sweeps", lambda s: s["sweeps"].__setitem__("awr_low", {"entries": ["awr_t1", "awr_t3"],
+                                                                          "select": {"type": "fixed", "value": 1}}),
+     "sweeps.awr_low.entries", "'awr_t1' is already in sweep 'awr'"),
     ("select on an unguided entry", lambda s: s["methods"]["bc"].__setitem__("select", {"type": "fixed", "value": 1}),
      "methods.bc.select", "`sweeps` entry"),
 ]
