@@ -16,6 +16,15 @@ STYLE = {"figure.dpi": 120, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.t
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
 
 
+def role_colors(guided: list[str], unguided: list[str]) -> dict[str, str]:
+    """One colour convention for every figure: guided methods (the CFGRL family) in red first, then purple and
+    brown; unguided baselines in blue first, then green, orange, cyan."""
+    warm, cool = COLORS[1::2], COLORS[0::2]
+    out = {m: warm[k % len(warm)] for k, m in enumerate(guided)}
+    out.update({m: cool[k % len(cool)] for k, m in enumerate(unguided)})
+    return out
+
+
 def save(fig: plt.Figure, stem: Path) -> list[Path]:
     """Write stem.png and stem.pdf; return both paths."""
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -39,13 +48,14 @@ def success_vs_w(summary: pd.DataFrame, env: str, stem: Path, ylabel: str = "suc
         guided = sub[sub["w"].notna()]
         unguided = sub[sub["w"].isna()]
         ws = np.sort(guided["w"].unique()) if len(guided) else np.array([0.0, 1.0])
-        for k, (method, g) in enumerate(guided.groupby("method")):
+        colors = role_colors(sorted(guided["method"].unique()), list(unguided["method"]))
+        for method, g in guided.groupby("method"):
             g = g.sort_values("w")
-            c = COLORS[k % len(COLORS)]
+            c = colors[method]
             ax.plot(g["w"], scale * g["mean"], "o-", color=c, label=f"{method} (n={g['n_seeds'].max()} seeds)")
             ax.fill_between(g["w"], scale * g["ci_low"], scale * g["ci_high"], color=c, alpha=0.2)
-        for k, row in enumerate(unguided.itertuples()):
-            c = COLORS[(len(guided["method"].unique()) + k) % len(COLORS)]
+        for row in unguided.itertuples():
+            c = colors[row.method]
             ax.axhline(scale * row.mean, color=c, ls="--", label=f"{row.method} (n={row.n_seeds} seeds)")
             ax.axhspan(scale * row.ci_low, scale * row.ci_high, color=c, alpha=0.12)
         ax.set_xlim(ws.min() - 0.1, ws.max() + 0.1)

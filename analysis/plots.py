@@ -280,19 +280,20 @@ def distance_vs_w(data: pd.DataFrame, stem: Path, value: str = "success", scale:
 
 def aggregate_plot(iqm: pd.DataFrame, stem: Path, poi: pd.DataFrame | None = None,
                    profiles: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None,
-                   taus: np.ndarray | None = None, scale: float = 100.0, xlabel: str = "IQM success rate (%)"
-                   ) -> list[Path]:
+                   taus: np.ndarray | None = None, scale: float = 100.0, xlabel: str = "IQM success rate (%)",
+                   colors: dict[str, str] | None = None) -> list[Path]:
     """Aggregate view across envs: IQM per method with its stratified bootstrap CI; probability of
     improvement per pair with CI (0.5 = no difference); optionally performance profiles.
 
     iqm: analysis.aggregate.iqm_ci output (method, estimate, ci_low, ci_high). poi: probability_of_improvement
     output (x, y, poi, ci_low, ci_high). profiles: performance_profiles output for `taus` (n_taus,).
+    colors: method -> colour (default: COLORS in row order; the report passes analysis.figures.role_colors).
     """
     from analysis.aggregate import rliable_modules
 
     panels = 1 + (poi is not None) + (profiles is not None)
     methods = list(iqm["method"])
-    colors = {m: COLORS[k % len(COLORS)] for k, m in enumerate(methods)}
+    colors = colors or {m: COLORS[k % len(COLORS)] for k, m in enumerate(methods)}
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, max(2.4, 0.45 * len(methods) + 1.4)),
                                  squeeze=False)

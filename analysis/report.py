@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.aggregate import iqm_ci, probability_of_improvement, score_matrices
-from analysis.figures import success_vs_w
+from analysis.figures import role_colors, success_vs_w
 from analysis.paper_numbers import SUITE_METHOD, lookup
 from analysis.plots import (
     aggregate_plot,
@@ -287,7 +287,9 @@ def _aggregate_section(spec: dict[str, Any], cells: pd.DataFrame, outdir: Path) 
         pairs = [(x, y) for x in labels if _is_guided(spec, x) for y in labels if y != x]
         poi = probability_of_improvement(scores, pairs, a["ci"], 2000, a["bootstrap_seed"]) if pairs else None
         stem = outdir / "figures" / f"aggregate_{k}"
-        aggregate_plot(iqm, stem, poi, scale=100.0, xlabel="IQM normalised score (%)")
+        aggregate_plot(iqm, stem, poi, scale=100.0, xlabel="IQM normalised score (%)",
+                       colors=role_colors([m for m in labels if _is_guided(spec, m)],
+                                          [m for m in labels if not _is_guided(spec, m)]))
         rows = [[r.method, str(r.n_seeds), pct(r.estimate), f"[{pct(r.ci_low)}, {pct(r.ci_high)}]"]
                 for r in iqm.itertuples()]
         parts += [f"### {len(envs)} env(s): {', '.join(env_order)}", "",

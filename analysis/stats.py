@@ -12,10 +12,11 @@ def bootstrap_ci(per_seed: np.ndarray, ci: float = 0.95, n_resamples: int = 10_0
                  random_state: int = 0) -> tuple[float, float]:
     """Percentile bootstrap CI of the mean over seeds. per_seed (n_seeds,) -> (low, high).
 
-    With one seed, or all seeds equal, the interval collapses to the mean.
+    With one seed, or all seeds equal, the interval collapses to the mean; a NaN value (a metric the env does not
+    have, e.g. success on dm_control) gives a NaN interval, like the mean.
     """
     x = np.asarray(per_seed, dtype=float)
-    if len(x) == 0:
+    if len(x) == 0 or np.isnan(x).any():
         return (np.nan, np.nan)
     if len(x) == 1 or np.all(x == x[0]):
         return (float(x.mean()), float(x.mean()))

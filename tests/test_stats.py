@@ -140,3 +140,13 @@ def test_unknown_rules_and_ambiguous_rows_raise():
     with pytest.raises(ValueError, match="rows for env"):
         rows_for(val_test_cells(), "cfgrl")  # four w per seed: which one?
     assert set(rows_for(val_test_cells(), "cfgrl", 2.0)["split"]) == {"test"}
+
+
+def test_bootstrap_ci_of_a_missing_metric_is_nan_without_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        low, high = bootstrap_ci(np.array([np.nan, np.nan, np.nan]))  # success on dm_control
+        assert np.isnan(low) and np.isnan(high)
+        assert bootstrap_ci(np.array([0.2, 0.4, 0.9]))[0] < 0.5  # ordinary input still works
