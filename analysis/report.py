@@ -185,22 +185,25 @@ def _reported_label(spec: dict[str, Any], label: str, rows: pd.DataFrame, env: s
     return label
 
 
-def _registry(spec: dict[str, Any], label: str) -> str:
-    """The registered method behind a reported label (a sweep's: its entries')."""
+def _paper_names(spec: dict[str, Any], label: str) -> list[str]:
+    """The paper's column names for a reported label (a sweep: its entries' method; a guided entry: at the w its
+    rule fixes)."""
     if label in spec.get("sweeps", {}):
-        label = spec["sweeps"][label]["entries"][0]
-    return spec["methods"][label].get("method", label)
+        entry = spec["sweeps"][label]["entries"][0]
+        return paper_names(spec["methods"][entry].get("method", entry), None)
+    entry = spec["methods"][label]
+    return paper_names(entry.get("method", label), entry.get("select"))
 
 
 def _is_guided(spec: dict[str, Any], label: str) -> bool:
     return label in spec["methods"] and label_class(spec, label).guided
 
 
-def _comparisons(spec: dict[str, Any], cells: pd.DataFrame, outdir: Path) -> list[str]:
+def _comparisons(spec: dict[str, Any], cells: pd.DataFrame, reported: dict[str, pd.DataFrame], outdir: Path
+                 ) -> list[str]:
     """Every guided method at its reported w (and every sweep at its reported entry) compared with the other
     reported rows: tests per env, Holm across the envs of one comparison and metric, a figure per pair."""
     a = spec["analysis"]
-    reported = reported_rows(spec, cells)
     guided = [m for m in reported if _is_guided(spec, m)]
     if not guided:
         return []
@@ -244,8 +247,7 @@ def _comparisons(spec: dict[str, Any], cells: pd.DataFrame, outdir: Path) -> lis
     paper = []
     for env in sorted(cells["env"].unique()):
         for label in reported:
-            select = spec["methods"][label].get("select") if label in spec["methods"] else None
-            for paper_name in paper_names(_registry(spec, label), select):
+            for paper_name in _paper_names(spec, label):
                 ref = lookup(env, paper_name)
                 if ref is not None:
                     spread = "" if np.isnan(ref[1]) else f" ± {ref[1]:g}"
@@ -260,12 +262,11 @@ def _comparisons(spec: dict[str, Any], cells: pd.DataFrame, outdir: Path) -> lis
 NORMALISE = {"return": 1000.0}  # dm_control episode returns are at most 1000; success is a fraction already
 
 
-def _aggregate_section(spec: dict[str, Any], cells: pd.DataFrame, outdir: Path) -> list[str]:
+def _aggregate_section(spec: dict[str, Any], reported: dict[str, pd.DataFrame], outdir: Path) -> list[str]:
     """Across envs with rliable: IQM with stratified bootstrap CIs and the probability that each guided method
     (at its reported setting) beats each other reported row, on normalised scores (success; return / 1000), for
     every group of reported rows run on the same envs with the same seeds."""
     a = spec["analysis"]
-    reported = reported_rows(spec, cells)
     groups: dict[tuple[str, ...], list[str]] = {}
     for label, rows in reported.items():
         envs = sorted(e for e in rows["env"].unique() if resolve_env(e).kind != "minari")  # no common scale
@@ -395,24 +396,20 @@ def _temperature_section(cells: pd.DataFrame, outdir: Path) -> list[str]:
 PAPER_TABLES = {"dmc": "1", "ogbench-single": "2", "ogbench-goal": "3-flat"}
 
 
-def _paper_tables(spec: dict[str, Any], cells: pd.DataFrame, outdir: Path) -> list[str]:
+def _paper_tables(spec: dict[str, Any], cells: pd.DataFrame, reported: dict[str, pd.DataFrame], outdir: Path
+                  ) -> list[str]:
     """Tables in the paper's layout (rows = envs, columns = reported rows: guided methods at their reported w,
     sweeps at their reported entry, unguided entries; the paper's number beside ours, bold by the paper's
     >= 95%-of-best rule, * = Holm-significant guided vs unguided), for the envs the paper has numbers for;
     also written as LaTeX to tables/table<N>.tex."""
     a = spec["analysis"]
-    reported = reported_rows(spec, cells)
     parts = []
     for kind, table_id in PAPER_TABLES.items():
         envs = sorted(e for e in split_rows(cells)["env"].unique() if resolve_env(e).kind == kind)
-        paper = {}
-        for label in [m for m in reported if reported[m]["env"].isin(envs).any()]:
-            select = spec["methods"][label].get("select") if label in spec["methods"] else None
-            if names := paper_names(_registry(spec, label), select):
-                paper[label] = names[0]
+        present = [m for m in reported if reported[m]["env"].isin(envs).any()]  # columns: rows run on these envs
+        paper = {label: names[0] for label in present if (names := _paper_names(spec, label))}
         if not envs or not any(lookup(e, name, table_id) for e in envs for name in paper.values()):
             continue
-        present = [m for m in reported if reported[m]["env"].isin(envs).any()]  # columns: rows run on these envs
         guided = [m for m in present if _is_guided(spec, m)]
         unguided = [m for m in present if not _is_guided(spec, m)]
         value = "return" if kind == "dmc" else "success"
@@ -443,9 +440,10 @@ def write_report(spec: dict[str, Any], cells_path: str | Path, outdir: str | Pat
     parts = [f"# Report: {spec['name']}", "", "## Protocol", "", _protocol(spec), ""]
     for env in sorted(test["env"].unique()):
         parts += _env_section(spec, test, env, outdir)
-    parts += _comparisons(spec, cells, outdir)
-    parts += _aggregate_section(spec, cells, outdir)
-    parts += _paper_tables(spec, cells, outdir)
+    reported = reported_rows(spec, cells)  # what the spec reports, by its selection rules
+    parts += _comparisons(spec, cells, reported, outdir)
+    parts += _aggregate_section(spec, reported, outdir)
+    parts += _paper_tables(spec, cells, reported, outdir)
     parts += _family_section(spec, cells, outdir)
     parts += _distance_section(cells, outdir)
     parts += _temperature_section(cells, outdir)
