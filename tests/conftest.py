@@ -8,10 +8,37 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from cfgrl.agent import Agent
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def write_spec(tmp_path: Path, spec: dict, name: str = "spec.yaml") -> Path:
+    """Write a spec dict as YAML into tmp_path; return the file's path."""
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def mutated(base: dict, change: Callable[[dict], object]) -> dict:
+    """A deep copy of the spec `base` with `change` applied to it."""
+    spec = yaml.safe_load(yaml.safe_dump(base))
+    change(spec)
+    return spec
+
+
+def assert_spec_error(path: Path, field: str, fragment: str) -> None:
+    """load_spec(path) fails with one line `<path>: <field>: ...` that contains `fragment`."""
+    from cfgrl.spec import SpecError, load_spec
+
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: {field}:"), message
+    assert fragment in message, message
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,9 @@ import sys
 import pytest
 import yaml
 
-from cfgrl.spec import SpecError, eval_cells, load_spec
-from tests.conftest import REPO
+from cfgrl.spec import eval_cells, load_spec
+from tests.conftest import REPO, assert_spec_error, mutated
+from tests.conftest import write_spec as write
 
 GOOD = {
     "name": "t",
@@ -13,12 +14,6 @@ GOOD = {
     "envs": {"pointmaze-medium-navigate-v0": {"data": {"source": "generate", "episodes": 2}}},
     "methods": {"gcbc": {"config": {"steps": 10}}, "gc_cfgrl": {"w": [0, 1, 2.5], "config": {"steps": 10}}},
 }
-
-
-def write(tmp_path, spec, name="spec.yaml"):
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(spec))
-    return path
 
 
 def test_good_spec_loads_with_defaults(tmp_path):
@@ -32,9 +27,7 @@ def test_good_spec_loads_with_defaults(tmp_path):
 
 
 def _mutated(change):
-    spec = yaml.safe_load(yaml.safe_dump(GOOD))
-    change(spec)
-    return spec
+    return mutated(GOOD, change)
 
 
 CASES = [
@@ -90,13 +83,7 @@ def test_validation_rule_adds_validation_cells(tmp_path):
 
 @pytest.mark.parametrize("label, change, field, fragment", CASES, ids=[c[0] for c in CASES])
 def test_bad_spec_is_rejected_with_one_line(tmp_path, label, change, field, fragment):
-    path = write(tmp_path, _mutated(change))
-    with pytest.raises(SpecError) as err:
-        load_spec(path)
-    message = str(err.value)
-    assert "\n" not in message
-    assert message.startswith(f"{path}: {field}:"), message
-    assert fragment in message
+    assert_spec_error(write(tmp_path, _mutated(change)), field, fragment)
 
 
 def test_bare_on_key_is_read_as_on_not_true(tmp_path):

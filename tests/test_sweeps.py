@@ -3,11 +3,12 @@ extra training seeds: spec checks, the cells they add, and the report built from
 
 import numpy as np
 import pytest
-import yaml
 
 from analysis.report import write_report
 from analysis.selection import reported_rows
 from cfgrl.spec import SpecError, eval_cells, load_spec
+from tests.conftest import assert_spec_error, mutated
+from tests.conftest import write_spec as write
 from tests.synthetic import TEMPERATURES, synthetic_cells
 
 ENV = "pointmaze-medium-navigate-singletask-v0"
@@ -22,16 +23,8 @@ SPEC = {
 }
 
 
-def write(tmp_path, spec):
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
-
-
-def mutated(change):
-    spec = yaml.safe_load(yaml.safe_dump(SPEC))
-    change(spec)
-    return spec
+def mutated_spec(change):
+    return mutated(SPEC, change)
 
 
 def test_sweep_on_episodes_adds_validation_cells_of_its_entries_only(tmp_path):
@@ -43,7 +36,7 @@ def test_sweep_on_episodes_adds_validation_cells_of_its_entries_only(tmp_path):
 
 
 def test_validation_on_seeds_trains_extra_seeds_that_are_never_reported(tmp_path):
-    spec = mutated(lambda s: s["methods"]["cfgrl"].__setitem__("select", {"type": "validation", "on": "seeds",
+    spec = mutated_spec(lambda s: s["methods"]["cfgrl"].__setitem__("select", {"type": "validation", "on": "seeds",
                                                                            "seeds": [7, 8]}))
     cells = eval_cells(load_spec(write(tmp_path, spec)))
     cfg = [c for c in cells if c[1] == "cfgrl"]
@@ -84,17 +77,12 @@ SWEEP_CASES = [
 
 @pytest.mark.parametrize("label, change, field, fragment", SWEEP_CASES, ids=[c[0] for c in SWEEP_CASES])
 def test_bad_sweep_is_rejected_with_one_line(tmp_path, label, change, field, fragment):
-    path = write(tmp_path, mutated(change))
-    with pytest.raises(SpecError) as err:
-        load_spec(path)
-    message = str(err.value)
-    assert "\n" not in message and message.startswith(f"{path}: {field}:"), message
-    assert fragment in message, message
+    assert_spec_error(write(tmp_path, mutated_spec(change)), field, fragment)
 
 
 def test_default_temperature_counts_as_the_std_modes_default(tmp_path):
     # AWR's temperature None means 10 with the fixed std: a sweep holding None and 10 has the same T twice
-    spec = mutated(lambda s: s["methods"]["awr_t1"]["config"].pop("temperature"))
+    spec = mutated_spec(lambda s: s["methods"]["awr_t1"]["config"].pop("temperature"))
     with pytest.raises(SpecError, match="share temperature"):
         load_spec(write(tmp_path, spec))
 
