@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 CELL_COLUMNS = ["method", "registry", "temperature", "env", "seed", "w", "split", "success", "return", "distance_to_w0",
-                "episodes", "spec_hash", "code_version", "path"]
+                "episodes", "per_task", "spec_hash", "code_version", "data_sha256", "cpu", "environment_hash", "path"]
 
 
 def read_cell(path: str | Path) -> dict:
@@ -20,6 +20,8 @@ def read_cell(path: str | Path) -> dict:
     episodes = result["episodes"]
     flags = [e["success"] for e in episodes]
     success = float("nan") if any(f is None for f in flags) else float(np.mean(flags))
+    prov = result["provenance"]
+    train = prov.get("train_provenance") or {}
     return {
         "method": result["method"],  # the spec's method entry
         "registry": result.get("registry", result["method"]),  # the registered method behind it
@@ -32,8 +34,12 @@ def read_cell(path: str | Path) -> dict:
         "return": float(np.mean([e.get("return", np.nan) for e in episodes])),
         "distance_to_w0": result.get("distance_to_w0", np.nan),  # mean ||a_w - a_0||^2 on dataset states
         "episodes": len(episodes),
-        "spec_hash": result["provenance"].get("spec_hash"),
-        "code_version": result["provenance"].get("code_version"),
+        "per_task": json.dumps(result.get("per_task") or {}, sort_keys=True),  # {task: success}, goal-conditioned
+        "spec_hash": prov.get("spec_hash"),
+        "code_version": prov.get("code_version"),
+        "data_sha256": train.get("data_sha256"),  # cfgrl.provenance.array_hash of the training data file
+        "cpu": (train.get("cpu") or {}).get("model"),  # the CPU that trained the checkpoint
+        "environment_hash": train.get("environment_hash"),
         "path": str(path),
     }
 

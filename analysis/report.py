@@ -4,6 +4,7 @@ paper's numbers where the paper has the same cell."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -155,12 +156,42 @@ def _env_section(spec: dict[str, Any], cells: pd.DataFrame, env: str, outdir: Pa
                  f"{r.seeds_better}/{r.seeds_worse}/{r.n_seeds}"] for r in diffs.itertuples()]
         parts += [f"Paired on checkpoints: `{method}` {value}(w) - {value}(w = 1), {unit}.", "",
                   _table(["w", "difference", f"{ci_pct}% CI", "seeds better/worse/all"], rows), ""]
+    parts += _per_task_section(sub, env)
     stem = outdir / "figures" / f"{value}_vs_w_{slug(env)}"
     success_vs_w(summary, env, stem, ylabel="success rate (%)" if value == "success" else "return",
                  scale=100.0 if value == "success" else 1.0,
                  w1="flow GCBC" if resolve_env(env).goal_conditioned else "optimality-conditioned")
     parts += [f"![{value} vs w on {env}](figures/{stem.name}.png)", ""]
     return parts
+
+
+def _per_task_section(sub: pd.DataFrame, env: str) -> list[str]:
+    """Goal-conditioned envs: success per evaluation task (rows) and method / w (columns), mean over seeds, since
+    OGBench's tasks differ a lot in difficulty."""
+    if "per_task" not in sub.columns or env_metric(env) != "success" or not resolve_env(env).goal_conditioned:
+        return []
+    long = []
+    for r in sub.itertuples():
+        for task, success in json.loads(r.per_task or "{}").items():
+            long.append({"method": r.method, "w": r.w, "seed": r.seed, "task": int(task), "success": success})
+    if not long:
+        return []
+    table = pd.DataFrame(long)
+    per_seed = table.groupby(["method", "w", "task", "seed"], dropna=False)["success"].mean()
+    means = per_seed.groupby(["method", "w", "task"], dropna=False).agg(["mean", "count"]).reset_index()
+    columns = means[["method", "w"]].drop_duplicates().itertuples(index=False)
+    columns = [(m, w) for m, w in columns]
+    n = int(means["count"].max())
+    header = ["task"] + [f"{m}" + ("" if np.isnan(w) else f" w={w:g}") for m, w in columns]
+    rows = []
+    for task in sorted(means["task"].unique()):
+        row = [str(task)]
+        for m, w in columns:
+            hit = means[(means["task"] == task) & (means["method"] == m)
+                        & ((means["w"] == w) | (np.isnan(w) & means["w"].isna()))]
+            row.append(pct(float(hit["mean"].iloc[0])) if len(hit) else "—")
+        rows.append(row)
+    return [f"Success per evaluation task (%), mean over {n} seeds:", "", _table(header, rows), ""]
 
 
 def paper_names(registry: str, select: dict[str, Any] | None) -> list[str]:
@@ -428,6 +459,39 @@ def _paper_tables(spec: dict[str, Any], cells: pd.DataFrame, reported: dict[str,
     return (["## The paper's tables", "", *parts]) if parts else []
 
 
+PROVENANCE_COLUMNS = {"data_sha256": "dataset hash (sha256 of the arrays, `cfgrl data-hash FILE`)",
+                      "cpu": "CPU that trained the checkpoints", "environment_hash": "installed-packages hash",
+                      "code_version": "code version"}
+
+
+def _provenance_section(cells: pd.DataFrame) -> list[str]:
+    """What produced the cells: per env the dataset hashes, and across cells the CPUs, installed-package sets and
+    code versions, each with its count of cells; a line of warning wherever one quantity has several values."""
+    parts = ["## Provenance", ""]
+    if "data_sha256" in cells.columns:
+        for env, group in cells.groupby("env"):
+            hashes = group["data_sha256"].dropna().unique()
+            text = ", ".join(f"`{h[:16]}`" for h in hashes) if len(hashes) else "not recorded"
+            warn = " (**several**: the cells did not all train on the same data)" if len(hashes) > 1 else ""
+            parts.append(f"- `{env}`: dataset hash {text}{warn}.")
+    for column, what in PROVENANCE_COLUMNS.items():
+        if column == "data_sha256" or column not in cells.columns:
+            continue
+        counts = cells[column].fillna("unknown").value_counts()
+        text = "; ".join(f"`{v}` ({n} cells)" for v, n in counts.items())
+        warn = " **Several values: numbers may differ for that reason alone.**" if len(counts) > 1 else ""
+        parts.append(f"- {what}: {text}.{warn}")
+    if "path" in cells.columns and len(cells):
+        try:
+            with open(cells["path"].iloc[0]) as f:
+                packages = json.load(f)["provenance"].get("packages") or {}
+            parts.append("- package versions (first cell): "
+                         + ", ".join(f"{k} {v}" for k, v in packages.items() if v is not None) + ".")
+        except (OSError, ValueError, KeyError):
+            pass
+    return parts + [""]
+
+
 def write_report(spec: dict[str, Any], cells_path: str | Path, outdir: str | Path) -> Path:
     """Compute statistics from the cells table, draw figures, write stats.csv and report.md into outdir."""
     outdir = Path(outdir)
@@ -448,6 +512,7 @@ def write_report(spec: dict[str, Any], cells_path: str | Path, outdir: str | Pat
     parts += _distance_section(cells, outdir)
     parts += _temperature_section(cells, outdir)
     parts += _gradient_section(spec, outdir)
+    parts += _provenance_section(cells)
     parts += ["Files: `cells.csv` (one row per cell; `split` = test or validation), `stats.csv` (the test-split "
               "tables), `figures/` (PNG and PDF).", ""]
     path = outdir / "report.md"

@@ -4,7 +4,8 @@ Actor loss: -mean(min(exp(A T), max_weight) log pi(a | s)), A = min(Q1, Q2)(s, a
 inverse temperature (1 / beta). Gaussian policy, no tanh; evaluation takes the mean action clipped to [-1, 1].
 std_mode 'fixed' (OGBench code): std 1, default T = 10. std_mode 'learned' (ExORL code): state-independent
 learned log-std clipped to [-5, 2], mean clipped to [-5, 5], default T = 3, advantage from the target twin Q.
-Critic, value and actor losses are summed and take one AdamW step; the target twin Q is then Polyak-updated.
+Critic, value and actor losses are summed and take one AdamW step; the target twin Q is Polyak-updated from the
+pre-step critic (both reference codes).
 """
 
 from __future__ import annotations
@@ -57,11 +58,17 @@ class AWR(Agent):
         self.advantage_from = config.advantage_from or default_source
         if self.advantage_from not in ("online", "target"):
             raise ValueError(f"advantage_from must be 'online' or 'target', got {config.advantage_from!r}")
-        self.critic = IQLCritic.from_config(config, obs_dim, action_dim)
+        self.critic = IQLCritic.from_config(config, obs_dim, action_dim, **self.net_options())
         self.actor = GaussianPolicy(obs_dim, action_dim, config.hidden, config.activation, config.layer_norm,
-                                    std_mode=config.std_mode, mean_clip=mean_clip)
+                                    std_mode=config.std_mode, mean_clip=mean_clip, **self.net_options())
         self.to(device)
         self.make_optimizer()
+
+    @classmethod
+    def resolved_arch(cls, config: AWRConfig) -> str:
+        """The 'learned' std is the ExORL code's actor, so its networks follow that code unless `arch` says
+        otherwise."""
+        return config.arch or ("exorl" if config.std_mode == "learned" else "ogbench")
 
     def weights(self, adv: torch.Tensor) -> torch.Tensor:
         """AWR weights min(exp(A T), max_weight): (B,) -> (B,)."""
@@ -76,8 +83,7 @@ class AWR(Agent):
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         critic_loss, info, adv = self.critic.losses(batch, advantage_from=self.advantage_from)
         actor_loss, log_prob = self.actor_loss(batch["observations"], batch["actions"], adv)
-        self.apply_loss(critic_loss + actor_loss)
-        self.critic.update_target()
+        self.apply_loss(critic_loss + actor_loss, before_step=self.critic.update_target)
         with torch.no_grad():
             weights = self.weights(adv)
             info.update({"actor/loss": actor_loss.detach(), "actor/log_prob": log_prob.mean(),

@@ -34,7 +34,7 @@ class BC(Agent):
                  seed: int) -> None:
         super().__init__(config, obs_dim, action_dim, goal_dim, device, seed)
         self.actor = GaussianPolicy(self.input_dim, action_dim, config.hidden, config.activation, config.layer_norm,
-                                    std_mode=config.std_mode, fixed_std=config.std)
+                                    std_mode=config.std_mode, fixed_std=config.std, **self.net_options())
         self.to(device)
         self.make_optimizer()
 

@@ -33,7 +33,8 @@ class FlowBC(Agent):
     def __init__(self, config: FlowBCConfig, obs_dim: int, action_dim: int, goal_dim: int, device: torch.device,
                  seed: int) -> None:
         super().__init__(config, obs_dim, action_dim, goal_dim, device, seed)
-        self.velocity = FlowVelocity(self.input_dim, action_dim, config.hidden, config.activation, config.layer_norm)
+        self.velocity = FlowVelocity(self.input_dim, action_dim, config.hidden, config.activation, config.layer_norm,
+                                     **self.net_options())
         self.to(device)
         self.make_optimizer()
 

@@ -44,7 +44,7 @@ class HGCBC(Agent):
         if goal_dim < 1:
             raise ValueError("HGCBC needs goals (goal_dim >= 1)")
         gaussian = dict(hidden=config.hidden, activation=config.activation, layer_norm=config.layer_norm,
-                        std_mode=config.std_mode, fixed_std=config.std)
+                        std_mode=config.std_mode, fixed_std=config.std, **self.net_options())
         self.high = GaussianPolicy(obs_dim + goal_dim, goal_dim, **gaussian)  # subgoal | (s, g)
         self.low = GaussianPolicy(obs_dim + goal_dim, action_dim, **gaussian)  # action | (s, subgoal)
         self.to(device)

@@ -1,3 +1,5 @@
+"""`python -m cfgrl ...`: the same command line as the `cfgrl` console script."""
+
 from cfgrl.cli import main
 
 main()

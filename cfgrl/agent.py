@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
+
+from cfgrl.nets import ARCHS, INITS, check_choice
 
 
 @dataclass
@@ -20,19 +24,13 @@ class TrainConfig:
     log_every: int = 1_000  # updates between metric rows (the only host syncs in the loop)
     checkpoint_every: int = 10_000  # updates between resumable checkpoints
     device: str = "auto"  # 'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1', ...
-
-
-def config_from_dict(cls: type, values: dict[str, Any], where: str) -> Any:
-    """Build a config dataclass from a dict, refusing unknown fields (`where` names the source in errors)."""
-    known = {f.name for f in fields(cls)}
-    for key in values:
-        if key not in known:
-            raise KeyError(f"{where}.{key}: unknown field (known: {', '.join(sorted(known))})")
-    merged = {**asdict(cls()), **values}
-    for f in fields(cls):
-        if isinstance(getattr(cls(), f.name), tuple):
-            merged[f.name] = tuple(merged[f.name])
-    return cls(**merged)
+    # network initialisation: 'parity' (the reference's flax init: Xavier-uniform kernels, zero biases, Embed-style
+    # embeddings and null goals) or 'torch' (PyTorch defaults and zero null goals, for ablations); cfgrl/nets.py
+    init: str = "parity"
+    # MLP layout of the reference code the method follows: 'ogbench' (Dense -> act -> LayerNorm) or 'exorl'
+    # (Dense -> LayerNorm -> act, the ExORL actors without LayerNorm on their last hidden layer); None: the method's
+    # own reference (the ExORL code for CFGRL's 'filtered' scheme and AWR's 'learned' std, else OGBench's)
+    arch: str | None = None
 
 
 class Agent(nn.Module):
@@ -56,8 +54,22 @@ class Agent(nn.Module):
         self.device = device
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed)
+        check_choice(config.init, INITS, "init")
+        self.arch = check_choice(self.resolved_arch(config), ARCHS, "arch")
+        # network initialisation draws from its own CPU stream, seeded from (seed, 1): independent of the sampling
+        # noise and of torch's global RNG
+        self.init_generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 1]).generate_state(1)[0]))
         self.step = 0
         self.optimizer: torch.optim.Optimizer | None = None
+
+    @classmethod
+    def resolved_arch(cls, config: TrainConfig) -> str:
+        """The MLP layout in use: the config's `arch`, else the reference code the method follows (OGBench's)."""
+        return config.arch or "ogbench"
+
+    def net_options(self) -> dict[str, Any]:
+        """Keyword arguments of every network constructor: layout, initialisation and its generator."""
+        return {"arch": self.arch, "init": self.config.init, "generator": self.init_generator}
 
     def make_optimizer(self) -> None:
         """One AdamW over the trainable parameters (target networks, requires_grad False, are left out); call at
@@ -72,10 +84,14 @@ class Agent(nn.Module):
             self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
                                                foreach=self.device.type == "cuda")
 
-    def apply_loss(self, loss: torch.Tensor) -> None:
+    def apply_loss(self, loss: torch.Tensor, before_step: Callable[[], None] | None = None) -> None:
+        """One optimiser step on `loss`. `before_step` runs after the backward pass and before the parameters
+        change (the critics' Polyak update, which both reference codes compute from the pre-step parameters)."""
         assert self.optimizer is not None
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if before_step is not None:
+            before_step()
         self.optimizer.step()
         self.step += 1
 

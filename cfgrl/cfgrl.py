@@ -15,7 +15,8 @@ Two label schemes, both from the authors' code (cfgrl/docs: paper.md section 2):
   it sinusoidally (16-d) and samples with 32 steps: time_grid=32, time_embedding='sinusoidal', flow_steps=32.
   It uses separate Adam optimisers (lr 3e-4) for actor, critic and value; with weight_decay 0 and one lr that is
   exactly one AdamW over all parameters, which is what is used here for both schemes.
-Critic, value and actor losses are summed and take one optimiser step; the target twin Q is then Polyak-updated.
+Critic, value and actor losses are summed and take one optimiser step; the target twin Q is Polyak-updated from
+the pre-step critic (both reference codes).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from torch import nn
 from cfgrl.agent import Agent
 from cfgrl.flow import flow_matching_loss
 from cfgrl.iql import IQLConfig, IQLCritic
+from cfgrl.nets import init_embedding
 from cfgrl.policies import FlowVelocity, flow_act, flow_pair, per_sample_grad_norms
 
 NULL, NEGATIVE, POSITIVE = 0, 1, 2  # label classes of the embedding
@@ -51,13 +53,17 @@ class CFGRLConfig(IQLConfig):
 
 
 class CFGRLActor(nn.Module):
-    """Label embedding + velocity network: v(s, label, a_t, t)."""
+    """Label embedding + velocity network: v(s, label, a_t, t).
 
-    def __init__(self, config: CFGRLConfig, obs_dim: int, action_dim: int) -> None:
+    The embedding is initialised as flax's nn.Embed under init 'parity' (N(0, 1 / label_dim), as both reference
+    codes' label embeddings); net_options: arch, init, generator (`Agent.net_options()`)."""
+
+    def __init__(self, config: CFGRLConfig, obs_dim: int, action_dim: int, **net_options) -> None:
         super().__init__()
         self.label_embedding = nn.Embedding(3, config.label_dim)
+        init_embedding(self.label_embedding.weight, net_options["init"], net_options["generator"])
         self.velocity = FlowVelocity(obs_dim + config.label_dim, action_dim, config.hidden, config.activation,
-                                     config.layer_norm, config.time_embedding, config.time_dim)
+                                     config.layer_norm, config.time_embedding, config.time_dim, **net_options)
 
     def cond(self, obs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """obs (B, obs_dim), labels (B,) int64 -> conditioning rows (B, obs_dim + label_dim)."""
@@ -78,10 +84,15 @@ class CFGRL(Agent):
         super().__init__(config, obs_dim, action_dim, goal_dim, device, seed)
         if config.label_scheme not in ("dropout", "filtered"):
             raise ValueError(f"label_scheme must be 'dropout' or 'filtered', got {config.label_scheme!r}")
-        self.critic = IQLCritic.from_config(config, obs_dim, action_dim)
-        self.actor = CFGRLActor(config, obs_dim, action_dim)
+        self.critic = IQLCritic.from_config(config, obs_dim, action_dim, **self.net_options())
+        self.actor = CFGRLActor(config, obs_dim, action_dim, **self.net_options())
         self.to(device)
         self.make_optimizer()
+
+    @classmethod
+    def resolved_arch(cls, config: CFGRLConfig) -> str:
+        """'filtered' is the ExORL code's scheme, so its networks follow that code unless `arch` says otherwise."""
+        return config.arch or ("exorl" if config.label_scheme == "filtered" else "ogbench")
 
     def _actor_terms(self, batch: dict[str, torch.Tensor], adv: torch.Tensor
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -119,8 +130,7 @@ class CFGRL(Agent):
         source = "online" if self.config.label_scheme == "dropout" else "target"
         critic_loss, info, adv = self.critic.losses(batch, advantage_from=source)
         actor_loss = self.actor_loss(batch, adv)
-        self.apply_loss(critic_loss + actor_loss)
-        self.critic.update_target()
+        self.apply_loss(critic_loss + actor_loss, before_step=self.critic.update_target)
         with torch.no_grad():
             positive = (adv >= 0) if self.config.label_scheme == "dropout" else (adv > 0)
             info.update({"actor/loss": actor_loss.detach(), "actor/adv_mean": adv.mean(),

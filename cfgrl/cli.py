@@ -172,6 +172,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
           f"{result['return']:.2f} ({len(result['episodes'])} episodes, {result['wall_s']:.1f} s)")
 
 
+def cmd_data_hash(args: argparse.Namespace) -> None:
+    from cfgrl.provenance import data_hash
+
+    for path in args.files:
+        print(f"{data_hash(path)}  {path}")
+
+
 def cmd_cells(args: argparse.Namespace) -> None:
     from analysis.cells import collect_cells
     from cfgrl.io import atomic_write_text
@@ -239,6 +246,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("data-hash", help="sha256 of a dataset file's arrays (as recorded in every result)")
+    p.add_argument("files", nargs="+", type=Path)
+    p.set_defaults(func=cmd_data_hash)
 
     p = sub.add_parser("cells", help="collect per-cell result files into one table")
     p.add_argument("--out", required=True, type=Path)

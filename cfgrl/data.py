@@ -60,7 +60,9 @@ class GoalSampler:
 
     observations (N, obs_dim), actions (N, A), terminals (N,); goals are `observations[goal_idx]` (or
     `goal_reps[goal_idx]` when given, e.g. OGBench oracle representations (N, goal_dim)).
-    `geometric_discount=None` draws the goal index uniformly from t+1 .. episode end (the authors' code);
+    `geometric_discount=None` draws the goal index as the authors' code (OGBench's GCDataset.sample_goals):
+    round(u (t + 1) + (1 - u) e), u ~ U[0, 1), e the episode end: uniform over t+1 .. e except that the two
+    end points get half the weight of the others (rounding a uniform point of [t+1, e]);
     a float gamma draws t + Geometric(1 - gamma), capped at the episode end (the theory's choice).
     """
 
@@ -88,7 +90,7 @@ class GoalSampler:
         end = self.episode_end[idxs]
         if self.geometric_discount is None:
             u = rng.random(len(idxs))
-            goal = np.floor(idxs + 1 + u * (end - idxs)).astype(np.int64)
+            goal = np.round(u * np.minimum(idxs + 1, end) + (1.0 - u) * end).astype(np.int64)
         else:
             goal = idxs + rng.geometric(1.0 - self.geometric_discount, size=len(idxs))
         return np.minimum(goal, end)

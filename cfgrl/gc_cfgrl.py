@@ -1,7 +1,8 @@
 """Goal-conditioned CFGRL: a flow-matching GCBC policy with a learned null goal, sampled with guidance.
 
 Training: flow matching on (s, g, a) with hindsight goals g (future states of the same trajectory); with
-probability `null_goal_prob` the goal is replaced by a learned null vector, so one network learns both
+probability `null_goal_prob` the goal is replaced by a learned null vector (initialised as flax's nn.Embed, like the
+reference's UnconditionalEmbedding: not at a dataset point), so one network learns both
 pi(a | s, g) and pi(a | s). Sampling: v = v(s, null) + w (v(s, g) - v(s, null)), integrated by Euler steps.
 w = 0 is flow BC, w = 1 flow GCBC, w > 1 the guided (improved) policy. No value function is learned.
 """
@@ -11,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from cfgrl.agent import Agent, TrainConfig
 from cfgrl.flow import flow_matching_loss
+from cfgrl.nets import make_null_goal
 from cfgrl.policies import FlowVelocity, flow_act, flow_pair
 
 
@@ -39,8 +40,8 @@ class GCCFGRL(Agent):
         super().__init__(config, obs_dim, action_dim, goal_dim, device, seed)
         # v(observation + goal, a_t, t), time as a raw scalar input
         self.velocity = FlowVelocity(obs_dim + goal_dim, action_dim, config.hidden, config.activation,
-                                     config.layer_norm)
-        self.null_goal = nn.Parameter(torch.zeros(goal_dim))
+                                     config.layer_norm, **self.net_options())
+        self.null_goal = make_null_goal(goal_dim, config.init, self.init_generator)
         self.to(device)
         self.make_optimizer()
 

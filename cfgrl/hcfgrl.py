@@ -26,6 +26,7 @@ from torch import nn
 
 from cfgrl.agent import Agent, TrainConfig
 from cfgrl.flow import flow_matching_loss
+from cfgrl.nets import make_null_goal
 from cfgrl.policies import FlowVelocity, flow_act, flow_pair
 
 LOW_GOALS = ("trajectory", "subgoal")
@@ -76,13 +77,15 @@ class HierarchicalFlow(Agent):
         if goal_dim < 1:
             raise ValueError(f"{type(self).__name__} needs goals (goal_dim >= 1)")
         # high level: v_h([s, g], z_t, t) in goal space; low level: v_l([s, z], a_t, t) in action space
-        self.high = FlowVelocity(obs_dim + goal_dim, goal_dim, config.hidden, config.activation, config.layer_norm)
-        self.low = FlowVelocity(obs_dim + goal_dim, action_dim, config.hidden, config.activation, config.layer_norm)
+        self.high = FlowVelocity(obs_dim + goal_dim, goal_dim, config.hidden, config.activation, config.layer_norm,
+                                 **self.net_options())
+        self.low = FlowVelocity(obs_dim + goal_dim, action_dim, config.hidden, config.activation, config.layer_norm,
+                                **self.net_options())
         self.high_null_goal: nn.Parameter | None = None
         self.low_null_goal: nn.Parameter | None = None
         if self.guided:
-            self.high_null_goal = nn.Parameter(torch.zeros(goal_dim))
-            self.low_null_goal = nn.Parameter(torch.zeros(goal_dim))
+            self.high_null_goal = make_null_goal(goal_dim, config.init, self.init_generator)
+            self.low_null_goal = make_null_goal(goal_dim, config.init, self.init_generator)
         self.to(device)
         self.make_optimizer()
 

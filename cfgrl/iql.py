@@ -2,12 +2,15 @@
 
 Losses (Kostrikov et al. 2022, as in the authors' OGBench and ExORL code):
 - V(s): expectile regression, weight |expectile - 1[q - V < 0]| on (q - V)^2, q = min of the TARGET twin Q(s, a).
-- Q_i(s, a): MSE to r + discount * mask * V(s') (V of the online value network, no gradient), summed over i.
-- target twin Q <- (1 - tau) target + tau online, after every gradient step (`update_target`).
+- Q_i(s, a): MSE to r + discount * mask * V(s') (V of the online value network, no gradient), summed over i
+  (OGBench code) or averaged over i (ExORL code: `arch='exorl'`).
+- target twin Q <- (1 - tau) target + tau online, once per gradient step from the online parameters before that
+  step (`update_target`; both reference codes update the target from the pre-step critic).
 
-The critic is a module, not an agent: an agent adds `critic_loss` to its actor loss, steps one optimiser, then
-calls `update_target`. `losses` also returns the advantage A = min_i Q_i(s, a) - V(s) of the batch from the
-forward passes the losses already made, so a method needs no extra critic forward pass for its actor.
+The critic is a module, not an agent: an agent adds the critic losses to its actor loss and steps one optimiser,
+calling `update_target` between the backward pass and the step (`Agent.apply_loss(..., before_step=...)`).
+`losses` also returns the advantage A = min_i Q_i(s, a) - V(s) of the batch from the forward passes the losses
+already made, so a method needs no extra critic forward pass for its actor.
 """
 
 from __future__ import annotations
@@ -50,17 +53,22 @@ class IQLCritic(nn.Module):
 
     def __init__(self, obs_dim: int, action_dim: int, hidden: Sequence[int], activation: str = "gelu",
                  layer_norm: bool = True, discount: float = 0.99, tau: float = 0.005,
-                 expectile: float = 0.9) -> None:
+                 expectile: float = 0.9, *, arch: str = "ogbench", init: str = "parity",
+                 generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.discount, self.tau, self.expectile = discount, tau, expectile
-        self.q = nn.ModuleList([mlp(obs_dim + action_dim, hidden, 1, activation, layer_norm) for _ in range(2)])
+        self.head_reduction = "mean" if arch == "exorl" else "sum"
+        nets = {"arch": arch, "init": init, "generator": generator}
+        self.q = nn.ModuleList([mlp(obs_dim + action_dim, hidden, 1, activation, layer_norm, **nets)
+                                for _ in range(2)])
         self.target_q = copy.deepcopy(self.q).requires_grad_(False)
-        self.v = mlp(obs_dim, hidden, 1, activation, layer_norm)
+        self.v = mlp(obs_dim, hidden, 1, activation, layer_norm, **nets)
 
     @classmethod
-    def from_config(cls, config: IQLConfig, obs_dim: int, action_dim: int) -> IQLCritic:
+    def from_config(cls, config: IQLConfig, obs_dim: int, action_dim: int, **net_options: object) -> IQLCritic:
+        """The critic of a method config; net_options: arch, init, generator (`Agent.net_options()`)."""
         return cls(obs_dim, action_dim, config.value_hidden, config.value_activation, config.value_layer_norm,
-                   config.discount, config.tau, config.expectile)
+                   config.discount, config.tau, config.expectile, **net_options)
 
     def q_values(self, obs: torch.Tensor, actions: torch.Tensor, use_target: bool = False) -> torch.Tensor:
         """Both Q heads: obs (B, obs_dim), actions (B, A) -> (2, B)."""
@@ -92,7 +100,8 @@ class IQLCritic(nn.Module):
             q_target = batch["rewards"] + self.discount * batch["masks"] * next_v
             q_min_target = self.q_values(obs, actions, use_target=True).min(0).values
         qs = self.q_values(obs, actions)
-        critic_loss = (qs - q_target).pow(2).sum(0).mean()
+        squared = (qs - q_target).pow(2)
+        critic_loss = (squared.sum(0) if self.head_reduction == "sum" else squared.mean(0)).mean()
         v = self.value(obs)
         value_loss = expectile_loss(q_min_target - v, self.expectile).mean()
         with torch.no_grad():
@@ -108,11 +117,6 @@ class IQLCritic(nn.Module):
                 "value/v_min": v.min(),
             }
         return critic_loss + value_loss, info, adv
-
-    def critic_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Sum of the Q and V losses, and detached metrics 'critic/...', 'value/...'."""
-        loss, info, _ = self.losses(batch)
-        return loss, info
 
     @torch.no_grad()
     def update_target(self) -> None:

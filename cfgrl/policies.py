@@ -31,15 +31,21 @@ class GaussianPolicy(nn.Module):
     std_mode 'fixed': std = `fixed_std` (OGBench's const_std actor). 'learned': a state-independent learned
     log-std (initialised at 0) clipped to [-5, 2] (the ExORL actor). `mean_clip` clips the mean to
     [-mean_clip, mean_clip] when set (the ExORL actor uses 5).
+    The mean network is the reference's actor trunk (an MLP with `activate_final`) plus a mean layer initialised
+    with default_init(1e-2), i.e. Xavier-uniform with gain 0.1 under init 'parity' (both reference codes); under
+    arch 'exorl' the last hidden layer has no LayerNorm, as rlbase's `Policy`.
     """
 
     def __init__(self, in_dim: int, action_dim: int, hidden: Sequence[int], activation: str = "gelu",
                  layer_norm: bool = False, std_mode: str = "fixed", fixed_std: float = 1.0,
-                 mean_clip: float | None = None) -> None:
+                 mean_clip: float | None = None, *, arch: str = "ogbench", init: str = "parity",
+                 generator: torch.Generator | None = None) -> None:
         super().__init__()
         if std_mode not in ("fixed", "learned"):
             raise ValueError(f"std_mode must be 'fixed' or 'learned', got {std_mode!r}")
-        self.mean_net = mlp(in_dim, hidden, action_dim, activation, layer_norm)
+        self.mean_net = mlp(in_dim, hidden, action_dim, activation, layer_norm, arch=arch, init=init,
+                            norm_last_hidden=arch != "exorl", out_gain=0.1 if init == "parity" else 1.0,
+                            generator=generator)
         self.std_mode, self.mean_clip = std_mode, mean_clip
         if std_mode == "learned":
             self.log_std = nn.Parameter(torch.zeros(action_dim))
@@ -80,16 +86,23 @@ class FlowVelocity(nn.Module):
 
     time_embedding 'scalar': t is one raw input (OGBench code); 'sinusoidal': a `time_dim`-d sinusoidal
     embedding (ExORL code). cond is whatever conditions the policy (observation, goal, label embedding).
+    arch 'ogbench' is the reference's GCActorVectorField (one MLP, Xavier-uniform output layer); arch 'exorl' its
+    ExORL DiffusionPolicy (a trunk with activate_final, so no LayerNorm on the last hidden layer, then a plain
+    flax Dense output layer: LeCun truncated-normal init).
     """
 
     def __init__(self, cond_dim: int, action_dim: int, hidden: Sequence[int], activation: str = "gelu",
-                 layer_norm: bool = False, time_embedding: str = "scalar", time_dim: int = 16) -> None:
+                 layer_norm: bool = False, time_embedding: str = "scalar", time_dim: int = 16, *,
+                 arch: str = "ogbench", init: str = "parity", generator: torch.Generator | None = None) -> None:
         super().__init__()
         if time_embedding not in ("scalar", "sinusoidal"):
             raise ValueError(f"time_embedding must be 'scalar' or 'sinusoidal', got {time_embedding!r}")
         self.time_embedding, self.time_dim = time_embedding, time_dim
         t_dim = 1 if time_embedding == "scalar" else time_dim
-        self.net = mlp(cond_dim + action_dim + t_dim, hidden, action_dim, activation, layer_norm)
+        exorl = arch == "exorl"
+        self.net = mlp(cond_dim + action_dim + t_dim, hidden, action_dim, activation, layer_norm, arch=arch,
+                       init=init, norm_last_hidden=not exorl, out_init="lecun" if exorl else "xavier",
+                       generator=generator)
 
     def forward(self, cond: torch.Tensor, a_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """cond (B, C), a_t (B, A), t (B, 1) -> velocity (B, A)."""

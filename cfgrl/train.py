@@ -25,7 +25,7 @@ from cfgrl.envs import EnvInfo, resolve_env
 from cfgrl.io import atomic_savez, atomic_write, atomic_write_text
 from cfgrl.methods import method_class
 from cfgrl.nets import pick_device
-from cfgrl.provenance import provenance
+from cfgrl.provenance import data_hash, provenance
 from cfgrl.spec import method_config, registry_name
 
 
@@ -146,7 +146,7 @@ def train(spec: dict[str, Any], method: str, env: str, seed: int, data_path: str
         bar.close()
 
     meta = provenance(spec, method=method, env=env, seed=seed, device=str(device), steps=agent.step,
-                      data=str(data_path))
+                      data=str(data_path), data_sha256=data_hash(data_path), torch_threads=torch.get_num_threads())
     if hasattr(agent, "per_sample_actor_grad_norms"):  # the paper's Fig. 2 diagnostic, on one fresh batch
         diag = _to_tensors(sampler.sample(min(config.batch_size, 512), np.random.default_rng([seed, 2])), device)
         norms = agent.per_sample_actor_grad_norms(diag).cpu().numpy()

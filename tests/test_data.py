@@ -20,10 +20,13 @@ def test_future_goals_stay_inside_the_trajectory(discount):
     assert (goals <= ends[episode]).all(), "goal must not leave the trajectory"
     assert (goals >= starts[episode]).all()
     assert not np.isin(np.flatnonzero(arrays["terminals"]), sampler.valid_idxs).any()
-    if discount is None:  # uniform over t+1 .. end: from the start of the 40-step episode, mean offset ~ 20
+    if discount is None:  # the reference's rounding of a uniform point of [t+1, end]: end points half-weighted
         first = starts[3]
-        g = sampler.sample_goal_idxs(np.full(50_000, first), rng) - first
+        g = sampler.sample_goal_idxs(np.full(100_000, first), rng) - first
         assert set(np.unique(g)) == set(range(1, 40))
+        freq = np.bincount(g, minlength=40)[1:] / len(g)  # offsets 1 .. 39 over a span of 38
+        np.testing.assert_allclose(freq[[0, -1]], 0.5 / 38, rtol=0.1)
+        np.testing.assert_allclose(freq[1:-1], 1 / 38, rtol=0.1)
         assert abs(g.mean() - 20.0) < 0.3
 
 

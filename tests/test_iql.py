@@ -13,9 +13,6 @@ from cfgrl.iql import IQLCritic, expectile_loss
 
 N_STATES, GAMMA = 5, 0.9
 
-
-
-
 def chain_transitions() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Deterministic chain 0 .. N-1: action -1 / +1 moves left / right (clipped at the ends), reward 1 for
     landing on the last state, never terminal. The dataset holds every (s, a) once: a uniform behaviour policy."""
@@ -68,7 +65,7 @@ def test_learned_values_reach_the_expectile_fixed_point(expectile):
     critic = IQLCritic(N_STATES, 1, (64, 64), discount=GAMMA, tau=0.05, expectile=expectile)
     opt = torch.optim.Adam([p for p in critic.parameters() if p.requires_grad], lr=1e-3)
     for _ in range(1500):
-        loss, _ = critic.critic_loss(batch)
+        loss = critic.losses(batch)[0]
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -130,7 +127,9 @@ def test_target_moves_by_polyak_averaging_exactly():
         assert torch.equal(now, o)  # the online twin is untouched
 
 
-def test_agent_update_polyaks_toward_the_updated_online_critic():
+def test_agent_update_polyaks_toward_the_online_critic_before_its_step():
+    # both reference codes: target <- tau * online + (1 - tau) * target with the online parameters of the step
+    # that produced the losses (rlbase `target_update(agent.critic, ...)`, ogbench `self.network.params`)
     torch.manual_seed(4)
     agent = CFGRL(CFGRLConfig(hidden=(16,), value_hidden=(16,), tau=0.25), 3, 2, 0, torch.device("cpu"), seed=0)
     g = torch.Generator().manual_seed(5)
@@ -139,11 +138,14 @@ def test_agent_update_polyaks_toward_the_updated_online_critic():
              "next_observations": torch.randn(16, 3, generator=g)}
     for _ in range(2):
         before = copy.deepcopy(agent.critic.target_q)
+        online_before = copy.deepcopy(agent.critic.q)
         agent.update(batch)
-        for b, after, online in zip(before.parameters(), agent.critic.target_q.parameters(),
-                                    agent.critic.q.parameters(), strict=True):
+        for b, after, online, now in zip(before.parameters(), agent.critic.target_q.parameters(),
+                                         online_before.parameters(), agent.critic.q.parameters(), strict=True):
             torch.testing.assert_close(after, 0.75 * b + 0.25 * online, rtol=0, atol=1e-6)
-            assert not torch.equal(after, b)
+            assert not torch.equal(now, online)  # the step moved the online critic, not the target's source
+    # the first step starts from target == online, so only the second one moves the target
+    assert not torch.equal(before[0][0].weight, agent.critic.target_q[0][0].weight)
     # the target twin Q is not optimised: no optimiser state, no gradient
     tracked = {id(p) for group in agent.optimizer.param_groups for p in group["params"]}
     assert not any(id(p) in tracked for p in agent.critic.target_q.parameters())
