@@ -1,23 +1,33 @@
 # cfgrl workflow: data -> train (method, env, seed) -> evaluate (method, env, seed, w) -> cells -> report.
 # Spec: `--config spec=specs/X.yaml` or `--configfile specs/X.yaml`; the default is specs/default.yaml.
+# Rules are thin shell calls into the package CLI (`cfgrl ...`); the logic lives in cfgrl/ and analysis/.
 import sys
 from pathlib import Path
 
-from cfgrl.envs import resolve_env
-from cfgrl.spec import SpecError, eval_cells, job_hashes, load_spec
+from cfgrl.pipeline.spec import SpecError, load_spec
 
-DEFAULT_SPEC = "specs/default.yaml" if Path("specs/default.yaml").exists() else f"{workflow.basedir}/specs/default.yaml"
-SPEC_PATH = config.get("spec") or (workflow.overwrite_configfiles[-1] if workflow.overwrite_configfiles
-                                   else DEFAULT_SPEC)
+DEFAULT_SPEC = (
+    "specs/default.yaml"
+    if Path("specs/default.yaml").exists()
+    else f"{workflow.basedir}/specs/default.yaml"
+)
+SPEC_PATH = config.get("spec") or (
+    workflow.overwrite_configfiles[-1]
+    if workflow.overwrite_configfiles
+    else DEFAULT_SPEC
+)
 try:
-    SPEC = load_spec(SPEC_PATH)
+    SPEC = load_spec(
+        SPEC_PATH
+    )  # validated before any job runs: one line naming the file and field
 except SpecError as err:
     sys.stderr.write(f"error: {err}\n")
     sys.exit(1)
 
-OUT = f"results/{SPEC['name']}"
-CELLS = eval_cells(SPEC)
-HASHES = job_hashes(SPEC)  # `params` of the rules: a spec edit reruns exactly the jobs whose settings changed
+OUT = f"results/{SPEC.name}"
+CELLS = SPEC.cells()
+# the rules' `params`: a spec edit reruns exactly the jobs whose settings changed
+HASHES = SPEC.job_hashes()
 
 
 wildcard_constraints:
@@ -29,9 +39,24 @@ wildcard_constraints:
     domain=r"[a-z]+",
 
 
+# data rules and the report run where snakemake was started (cluster compute nodes often have no internet)
+localrules:
+    all,
+    exorl_domain,
+    data,
+    cells,
+    report,
+    figures,
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
+
+
 rule all:
+    default_target: True
     input:
-        f"{OUT}/report.md",
-
-
-include: "rules/pipeline.smk"
+        rules.report.output.report,

@@ -37,7 +37,7 @@ def read_cell(path: str | Path) -> dict:
         "per_task": json.dumps(result.get("per_task") or {}, sort_keys=True),  # {task: success}, goal-conditioned
         "spec_hash": prov.get("spec_hash"),
         "code_version": prov.get("code_version"),
-        "data_sha256": train.get("data_sha256"),  # cfgrl.provenance.array_hash of the training data file
+        "data_sha256": train.get("data_sha256"),  # cfgrl.pipeline.provenance.array_hash of the training data file
         "cpu": (train.get("cpu") or {}).get("model"),  # the CPU that trained the checkpoint
         "environment_hash": train.get("environment_hash"),
         "path": str(path),

@@ -27,10 +27,10 @@ from analysis.selection import env_metric, reported_rows, rows_for, split_rows
 from analysis.significance import compare_rows
 from analysis.stats import paired_differences, summarize_by
 from analysis.tables import results_table, to_latex, to_markdown
-from cfgrl.envs import resolve_env
+from cfgrl.envs.registry import resolve_env
 from cfgrl.io import atomic_write_text
-from cfgrl.provenance import code_version
-from cfgrl.spec import label_class, method_config
+from cfgrl.pipeline.provenance import code_version
+from cfgrl.pipeline.spec import SelectRule, Spec
 
 MAIN_HEADER = ["method", "w", "seeds", "success", "std"]
 
@@ -63,39 +63,37 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _protocol(spec: dict[str, Any]) -> str:
-    lines = [f"- Spec: `{spec['_path']}` (hash `{spec['_hash']}`), code `{code_version()}`.",
-             f"- Seeds: {spec['seeds']} (the unit of replication: episodes are averaged within a seed first, "
-             f"then mean, std and a {int(100 * spec['analysis']['ci'])}% percentile bootstrap CI "
-             f"({spec['analysis']['bootstrap_resamples']} resamples) are taken over seeds)."]
-    for env, env_spec in spec["envs"].items():
-        d, e = env_spec["data"], env_spec["eval"]
-        src = _data_text(env, d)
-        lines.append(f"- `{env}`: data {src}; evaluation on tasks {e['tasks']} x {e['episodes_per_task']} "
-                     f"episodes per cell, episode seeds from eval seed {spec['eval']['seed']} and the training "
-                     "seed (the same episodes for every method and w of a seed).")
-    for label, entry in spec["methods"].items():
-        cfg = method_config(spec, label)
-        cls = label_class(spec, label)
+def _protocol(spec: Spec) -> str:
+    a = spec.analysis
+    lines = [f"- Spec: `{spec.path}` (hash `{spec.hash}`), code `{code_version()}`.",
+             f"- Seeds: {list(spec.seeds)} (the unit of replication: episodes are averaged within a seed first, "
+             f"then mean, std and a {int(100 * a.ci)}% percentile bootstrap CI "
+             f"({a.bootstrap_resamples} resamples) are taken over seeds)."]
+    for env, entry in spec.envs.items():
+        lines.append(f"- `{env}`: data {_data_text(env, dict(entry.data))}; evaluation on tasks {list(entry.tasks)} x "
+                     f"{entry.episodes_per_task} episodes per cell, episode seeds from eval seed {spec.eval.seed} "
+                     "and the training seed (the same episodes for every method and w of a seed).")
+    for label, entry in spec.methods.items():
+        cfg = entry.config
         budget = f"{cfg.steps} updates, batch {cfg.batch_size}, lr {cfg.lr}"
         if hasattr(cfg, "hidden"):
             budget += f", MLP {'x'.join(map(str, cfg.hidden))}"
-        if cls.guided:
-            budget += f", {cfg.flow_steps} flow steps; w grid {entry['w']}"
-            rule = entry.get("select")
+        if entry.guided:
+            budget += f", {cfg.flow_steps} flow steps; w grid {[float(w) for w in entry.w or ()]}"
+            rule = entry.select
             if rule is None:
                 budget += "; no w selected (the whole grid is reported)"
-            elif rule["type"] == "fixed":
-                budget += f"; reported w fixed in advance at {rule['value']:g}"
+            elif rule.type == "fixed":
+                budget += f"; reported w fixed in advance at {rule.value:g}"
             else:
                 budget += "; reported w " + _rule_text(spec, rule)
-        name = entry.get("method", label)
-        where = f" on {', '.join(entry['envs'])}" if "envs" in entry else ""
-        lines.append(f"- `{label}`" + (f" (`{name}`)" if name != label else "") + f"{where}: {budget}.")
-    for name, sweep in spec.get("sweeps", {}).items():
-        knob, rule = sweep.get("knob", "temperature"), sweep["select"]
-        how = f"fixed in advance at {knob} = {rule['value']:g}" if rule["type"] == "fixed" else _rule_text(spec, rule)
-        lines.append(f"- `{name}` (reported row): one of {', '.join(f'`{e}`' for e in sweep['entries'])}, "
+        where = f" on {', '.join(entry.envs)}" if entry.envs != tuple(spec.envs) else ""
+        lines.append(f"- `{label}`" + (f" (`{entry.registry}`)" if entry.registry != label else "")
+                     + f"{where}: {budget}.")
+    for name, sweep in spec.sweeps.items():
+        knob, rule = sweep.knob, sweep.select
+        how = f"fixed in advance at {knob} = {rule.value:g}" if rule.type == "fixed" else _rule_text(spec, rule)
+        lines.append(f"- `{name}` (reported row): one of {', '.join(f'`{e}`' for e in sweep.entries)}, "
                      f"by {knob}, {how}.")
     lines.append("- No setting is ever chosen on the reported (test) episodes.")
     return "\n".join(lines)
@@ -106,7 +104,7 @@ def _data_text(env: str, data: dict[str, Any]) -> str:
     if data["source"] != "generate":
         return {"download": "downloaded (checksummed)"}.get(data["source"], data["source"])
     info = resolve_env(env)
-    if info.kind == "dmc":
+    if info.exorl_domain is not None:
         return (f"ExORL-format episodes generated offline by the suite's behaviour mixture ({data['episodes']} "
                 f"episodes, seed {data['seed']}; docs/datasets.md)")
     how = "plan oracles" if "play" in info.generators else "oracle"
@@ -114,26 +112,26 @@ def _data_text(env: str, data: dict[str, Any]) -> str:
             f"{data['noise']}, seed {data['seed']})")
 
 
-def _rule_text(spec: dict[str, Any], rule: dict[str, Any]) -> str:
+def _rule_text(spec: Spec, rule: SelectRule) -> str:
     """A validation rule in words."""
-    if rule.get("on") == "seeds":
-        return f"chosen per env on extra training seeds {rule['seeds']} (trained and evaluated, never reported)"
-    return f"chosen per env on separate validation episodes (eval seed {spec['eval']['validation_seed']})"
+    if rule.on == "seeds":
+        return f"chosen per env on extra training seeds {list(rule.seeds)} (trained and evaluated, never reported)"
+    return f"chosen per env on separate validation episodes (eval seed {spec.eval.validation_seed})"
 
 
 def fmt(value: str, x: float) -> str:
     return pct(x) if value == "success" else num(x)
 
 
-def _env_section(spec: dict[str, Any], cells: pd.DataFrame, env: str, outdir: Path) -> list[str]:
-    a = spec["analysis"]
-    boot = (a["ci"], a["bootstrap_resamples"], a["bootstrap_seed"])
+def _env_section(spec: Spec, cells: pd.DataFrame, env: str, outdir: Path) -> list[str]:
+    a = spec.analysis
+    boot = (a.ci, a.bootstrap_resamples, a.bootstrap_seed)
     sub = cells[cells["env"] == env]
     value = env_metric(env)
     summary = summarize_by(sub, ["method", "env", "w"], value, *boot)
-    with_return = resolve_env(env).kind == "ogbench-single"
+    with_return = resolve_env(env).kind.reports_return
     returns = summarize_by(sub, ["method", "env", "w"], "return", *boot) if with_return else None
-    ci_pct = int(100 * a["ci"])
+    ci_pct = int(100 * a.ci)
     header = ["method", "w", "seeds", value, "std", f"{ci_pct}% CI"]
     header += ["return", f"return {ci_pct}% CI"] if with_return else []
     rows = []
@@ -149,7 +147,7 @@ def _env_section(spec: dict[str, Any], cells: pd.DataFrame, env: str, outdir: Pa
              + (" (return: undiscounted episode return)." if with_return else "."), "", _table(header, rows), ""]
     unit = "percentage points" if value == "success" else "return"
     for method in sorted(sub["method"].unique()):
-        if not label_class(spec, method).guided or 1.0 not in set(sub[sub["method"] == method]["w"]):
+        if not _is_guided(spec, method) or 1.0 not in set(sub[sub["method"] == method]["w"]):
             continue
         diffs = paired_differences(sub.assign(success=sub[value]), method, 1.0, *boot)
         rows = [[w_text(r.w), fmt(value, r.mean_diff), f"[{fmt(value, r.ci_low)}, {fmt(value, r.ci_high)}]",
@@ -194,47 +192,46 @@ def _per_task_section(sub: pd.DataFrame, env: str) -> list[str]:
     return [f"Success per evaluation task (%), mean over {n} seeds:", "", _table(header, rows), ""]
 
 
-def paper_names(registry: str, select: dict[str, Any] | None) -> list[str]:
+def paper_names(registry: str, select: SelectRule | None) -> list[str]:
     """The paper's column names for a registered method (a guided one at its reported w)."""
     names = []
     for paper_name, (suite, w) in SUITE_METHOD.items():
         if suite != registry:
             continue
-        if w is None or (select is not None and select.get("type") == "fixed" and select.get("value") == w):
+        if w is None or (select is not None and select.type == "fixed" and select.value == w):
             names.append(paper_name)
     return names
 
 
-def _reported_label(spec: dict[str, Any], label: str, rows: pd.DataFrame, env: str) -> str:
+def _reported_label(spec: Spec, label: str, rows: pd.DataFrame, env: str) -> str:
     """A reported row's name with its setting on `env`: 'cfgrl (w=3)', 'awr (temperature=3)', 'bc'."""
     env_rows = rows[rows["env"] == env]
-    if label in spec.get("sweeps", {}):
-        knob = spec["sweeps"][label].get("knob", "temperature")
+    if label in spec.sweeps:
+        knob = spec.sweeps[label].knob
         return f"{label} ({knob}={env_rows[knob].iloc[0]:g})"
-    if label_class(spec, label).guided:
+    if _is_guided(spec, label):
         return f"{label} (w={w_text(env_rows['w'].iloc[0])})"
     return label
 
 
-def _paper_names(spec: dict[str, Any], label: str) -> list[str]:
+def _paper_names(spec: Spec, label: str) -> list[str]:
     """The paper's column names for a reported label (a sweep: its entries' method; a guided entry: at the w its
     rule fixes)."""
-    if label in spec.get("sweeps", {}):
-        entry = spec["sweeps"][label]["entries"][0]
-        return paper_names(spec["methods"][entry].get("method", entry), None)
-    entry = spec["methods"][label]
-    return paper_names(entry.get("method", label), entry.get("select"))
+    if label in spec.sweeps:
+        return paper_names(spec.methods[spec.sweeps[label].entries[0]].registry, None)
+    entry = spec.methods[label]
+    return paper_names(entry.registry, entry.select)
 
 
-def _is_guided(spec: dict[str, Any], label: str) -> bool:
-    return label in spec["methods"] and label_class(spec, label).guided
+def _is_guided(spec: Spec, label: str) -> bool:
+    return label in spec.methods and spec.methods[label].guided
 
 
-def _comparisons(spec: dict[str, Any], cells: pd.DataFrame, reported: dict[str, pd.DataFrame], outdir: Path
+def _comparisons(spec: Spec, cells: pd.DataFrame, reported: dict[str, pd.DataFrame], outdir: Path
                  ) -> list[str]:
     """Every guided method at its reported w (and every sweep at its reported entry) compared with the other
     reported rows: tests per env, Holm across the envs of one comparison and metric, a figure per pair."""
-    a = spec["analysis"]
+    a = spec.analysis
     guided = [m for m in reported if _is_guided(spec, m)]
     if not guided:
         return []
@@ -244,7 +241,7 @@ def _comparisons(spec: dict[str, Any], cells: pd.DataFrame, reported: dict[str, 
              "seeds; Holm-Bonferroni across the envs of each comparison; difference of means with a bootstrap CI; "
              "Hedges' g. * = Holm-corrected p < 0.05.", ""]
     for label, rows in reported.items():
-        if _is_guided(spec, label) or label in spec.get("sweeps", {}):
+        if _is_guided(spec, label) or label in spec.sweeps:
             picks = rows.groupby("env")["selection"].first()
             parts += [f"- `{label}`: " + "; ".join(f"{env}: {text}" for env, text in picks.items())]
     table, figures = [], []
@@ -257,8 +254,8 @@ def _comparisons(spec: dict[str, Any], cells: pd.DataFrame, reported: dict[str, 
         for label, reported_label, ref in baselines:
             for value in ("success", "return"):  # one Holm family per metric: the envs reporting it
                 envs = [e for e in sorted(chosen["env"].unique()) if env_metric(e) == value]
-                comp = compare_rows(chosen, ref, method, label, value, 0.05, a["ci"], a["bootstrap_resamples"],
-                                    a["bootstrap_seed"], envs=envs)
+                comp = compare_rows(chosen, ref, method, label, value, 0.05, a.ci, a.bootstrap_resamples,
+                                    a.bootstrap_seed, envs=envs)
                 if comp.empty:
                     continue
                 for r in comp.itertuples():
@@ -290,17 +287,14 @@ def _comparisons(spec: dict[str, Any], cells: pd.DataFrame, reported: dict[str, 
     return parts
 
 
-NORMALISE = {"return": 1000.0}  # dm_control episode returns are at most 1000; success is a fraction already
-
-
-def _aggregate_section(spec: dict[str, Any], reported: dict[str, pd.DataFrame], outdir: Path) -> list[str]:
+def _aggregate_section(spec: Spec, reported: dict[str, pd.DataFrame], outdir: Path) -> list[str]:
     """Across envs with rliable: IQM with stratified bootstrap CIs and the probability that each guided method
     (at its reported setting) beats each other reported row, on normalised scores (success; return / 1000), for
     every group of reported rows run on the same envs with the same seeds."""
-    a = spec["analysis"]
+    a = spec.analysis
     groups: dict[tuple[str, ...], list[str]] = {}
     for label, rows in reported.items():
-        envs = sorted(e for e in rows["env"].unique() if resolve_env(e).kind != "minari")  # no common scale
+        envs = sorted(e for e in rows["env"].unique() if resolve_env(e).kind.score_scale is not None)
         if envs:
             groups.setdefault(tuple(envs), []).append(label)
     parts = []
@@ -308,16 +302,18 @@ def _aggregate_section(spec: dict[str, Any], reported: dict[str, pd.DataFrame], 
         if len(labels) < 2:
             continue
         table = pd.concat([reported[m].assign(method=m) for m in labels], ignore_index=True)
+        table = table[table["env"].isin(envs)]
+        scale = table["env"].map(lambda e: resolve_env(e).kind.score_scale)  # success 1, dm_control return 1000
         success = table["env"].map(env_metric) == "success"
-        table["score"] = np.where(success, table["success"], table["return"] / NORMALISE["return"])
+        table["score"] = np.where(success, table["success"], table["return"]) / scale
         try:
             scores, env_order = score_matrices(table, labels, value="score", envs=list(envs))
         except ValueError as err:
             parts += [f"- {', '.join(labels)}: not aggregated ({err}).", ""]
             continue
-        iqm = iqm_ci(scores, a["ci"], 2000, a["bootstrap_seed"])
+        iqm = iqm_ci(scores, a.ci, 2000, a.bootstrap_seed)
         pairs = [(x, y) for x in labels if _is_guided(spec, x) for y in labels if y != x]
-        poi = probability_of_improvement(scores, pairs, a["ci"], 2000, a["bootstrap_seed"]) if pairs else None
+        poi = probability_of_improvement(scores, pairs, a.ci, 2000, a.bootstrap_seed) if pairs else None
         stem = outdir / "figures" / f"aggregate_{k}"
         aggregate_plot(iqm, stem, poi, scale=100.0, xlabel="IQM normalised score (%)",
                        colors=role_colors([m for m in labels if _is_guided(spec, m)],
@@ -325,9 +321,9 @@ def _aggregate_section(spec: dict[str, Any], reported: dict[str, pd.DataFrame], 
         rows = [[r.method, str(r.n_seeds), pct(r.estimate), f"[{pct(r.ci_low)}, {pct(r.ci_high)}]"]
                 for r in iqm.itertuples()]
         parts += [f"### {len(envs)} env(s): {', '.join(env_order)}", "",
-                  _table(["reported row", "seeds", "IQM (%)", f"{int(100 * a['ci'])}% CI"], rows), ""]
+                  _table(["reported row", "seeds", "IQM (%)", f"{int(100 * a.ci)}% CI"], rows), ""]
         if poi is not None:
-            parts += [_table(["P(X > Y)", "estimate", f"{int(100 * a['ci'])}% CI"],
+            parts += [_table(["P(X > Y)", "estimate", f"{int(100 * a.ci)}% CI"],
                              [[f"{r.x} > {r.y}", num(r.poi, 2), f"[{num(r.ci_low, 2)}, {num(r.ci_high, 2)}]"]
                               for r in poi.itertuples()]), ""]
         parts += [f"![aggregate {k}](figures/{stem.name}.png)", ""]
@@ -341,7 +337,7 @@ def _aggregate_section(spec: dict[str, Any], reported: dict[str, pd.DataFrame], 
             *parts]
 
 
-def _family_section(spec: dict[str, Any], cells: pd.DataFrame, outdir: Path) -> list[str]:
+def _family_section(spec: Spec, cells: pd.DataFrame, outdir: Path) -> list[str]:
     """The paper's Figs. 4/6: the goal-conditioned family vs w, flat and hierarchical (by registered method)."""
     if "registry" not in cells.columns:
         return []
@@ -349,23 +345,24 @@ def _family_section(spec: dict[str, Any], cells: pd.DataFrame, outdir: Path) -> 
     test = test.assign(method=test["registry"].fillna(test["method"]))
     if not test["method"].isin(["gc_cfgrl", "hcfgrl"]).any():
         return []
-    a = spec["analysis"]
+    a = spec.analysis
     stem = outdir / "figures" / "gc_family_vs_w"
-    gc_family_vs_w(test[test["env"].map(env_metric) == "success"], stem, ci=a["ci"], random_state=a["bootstrap_seed"])
+    gc_family_vs_w(test[test["env"].map(env_metric) == "success"], stem, ci=a.ci, random_state=a.bootstrap_seed)
     return ["## The goal-conditioned family vs w (paper's Figs. 4/6)", "",
             f"![goal-conditioned family vs w](figures/{stem.name}.png)", ""]
 
 
-def _gradient_section(spec: dict[str, Any], outdir: Path) -> list[str]:
+def _gradient_section(spec: Spec, outdir: Path) -> list[str]:
     """The paper's Fig. 2 diagnostic: per-sample actor-gradient norms saved at the end of training
     (train/<method>/<env>/seed<k>/grad_norms.npz) of every method that has them, pooled over seeds, per env."""
     parts = []
-    for env in spec["envs"]:
+    for env in spec.envs:
         norms = {}
-        for method in spec["methods"]:
+        for method in spec.methods:
             files = sorted((outdir / "train" / method / env).glob("seed*/grad_norms.npz"))
-            if files:
-                norms[method] = np.concatenate([np.load(f)["norms"] for f in files])
+            pooled = np.concatenate([np.load(f)["norms"] for f in files]) if files else np.zeros(0)
+            if len(pooled):
+                norms[method] = pooled
         if len(norms) < 2:
             continue
         stem = outdir / "figures" / f"grad_norms_{slug(env)}"
@@ -427,16 +424,16 @@ def _temperature_section(cells: pd.DataFrame, outdir: Path) -> list[str]:
 PAPER_TABLES = {"dmc": "1", "ogbench-single": "2", "ogbench-goal": "3-flat"}
 
 
-def _paper_tables(spec: dict[str, Any], cells: pd.DataFrame, reported: dict[str, pd.DataFrame], outdir: Path
+def _paper_tables(spec: Spec, cells: pd.DataFrame, reported: dict[str, pd.DataFrame], outdir: Path
                   ) -> list[str]:
     """Tables in the paper's layout (rows = envs, columns = reported rows: guided methods at their reported w,
     sweeps at their reported entry, unguided entries; the paper's number beside ours, bold by the paper's
     >= 95%-of-best rule, * = Holm-significant guided vs unguided), for the envs the paper has numbers for;
     also written as LaTeX to tables/table<N>.tex."""
-    a = spec["analysis"]
+    a = spec.analysis
     parts = []
     for kind, table_id in PAPER_TABLES.items():
-        envs = sorted(e for e in split_rows(cells)["env"].unique() if resolve_env(e).kind == kind)
+        envs = sorted(e for e in split_rows(cells)["env"].unique() if resolve_env(e).kind.name == kind)
         present = [m for m in reported if reported[m]["env"].isin(envs).any()]  # columns: rows run on these envs
         paper = {label: names[0] for label in present if (names := _paper_names(spec, label))}
         if not envs or not any(lookup(e, name, table_id) for e in envs for name in paper.values()):
@@ -448,13 +445,13 @@ def _paper_tables(spec: dict[str, Any], cells: pd.DataFrame, reported: dict[str,
                               {label: label for label in guided + unguided}, value=value,
                               envs=envs, paper=paper, paper_table=table_id,
                               comparisons=[(g, u) for g in guided for u in unguided],
-                              ci=a["ci"], n_resamples=a["bootstrap_resamples"], random_state=a["bootstrap_seed"])
+                              ci=a.ci, n_resamples=a.bootstrap_resamples, random_state=a.bootstrap_seed)
         scale, unit = (1.0, "episode return") if kind == "dmc" else (100.0, "success rate (%)")
-        latex = to_latex(table, scale=scale, unit=unit, ci=a["ci"], caption=f"{spec['name']}: paper Table {table_id}",
-                         label=f"tab:{spec['name']}-{table_id}")
+        latex = to_latex(table, scale=scale, unit=unit, ci=a.ci, caption=f"{spec.name}: paper Table {table_id}",
+                         label=f"tab:{spec.name}-{table_id}")
         atomic_write_text(outdir / "tables" / f"table{table_id}.tex", latex)
         parts += [f"### In the layout of the paper's Table {table_id[0]}", "",
-                  to_markdown(table, scale=scale, unit=unit, ci=a["ci"]),
+                  to_markdown(table, scale=scale, unit=unit, ci=a.ci),
                   f"LaTeX: `tables/table{table_id}.tex`.", ""]
     return (["## The paper's tables", "", *parts]) if parts else []
 
@@ -492,16 +489,16 @@ def _provenance_section(cells: pd.DataFrame) -> list[str]:
     return parts + [""]
 
 
-def write_report(spec: dict[str, Any], cells_path: str | Path, outdir: str | Path) -> Path:
+def write_report(spec: Spec, cells_path: str | Path, outdir: str | Path) -> Path:
     """Compute statistics from the cells table, draw figures, write stats.csv and report.md into outdir."""
     outdir = Path(outdir)
     cells = pd.read_csv(cells_path)
-    a = spec["analysis"]
+    a = spec.analysis
     test = split_rows(cells)
-    summary = pd.concat([summarize_by(test, ["method", "env", "w"], value, a["ci"], a["bootstrap_resamples"],
-                                      a["bootstrap_seed"]).assign(metric=value) for value in ("success", "return")])
+    summary = pd.concat([summarize_by(test, ["method", "env", "w"], value, a.ci, a.bootstrap_resamples,
+                                      a.bootstrap_seed).assign(metric=value) for value in ("success", "return")])
     atomic_write_text(outdir / "stats.csv", summary.to_csv(index=False))
-    parts = [f"# Report: {spec['name']}", "", "## Protocol", "", _protocol(spec), ""]
+    parts = [f"# Report: {spec.name}", "", "## Protocol", "", _protocol(spec), ""]
     for env in sorted(test["env"].unique()):
         parts += _env_section(spec, test, env, outdir)
     reported = reported_rows(spec, cells)  # what the spec reports, by its selection rules

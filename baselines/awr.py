@@ -11,12 +11,14 @@ pre-step critic (both reference codes).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 
-from cfgrl.agent import Agent
-from cfgrl.iql import IQLConfig, IQLCritic
-from cfgrl.policies import GaussianPolicy, gaussian_log_prob, per_sample_grad_norms
+from cfgrl.core.agent import Agent
+from cfgrl.core.gaussian import STD_MODES, GaussianPolicy, gaussian_log_prob
+from cfgrl.core.gradients import per_sample_grad_norms
+from cfgrl.core.iql import IQLConfig, IQLCritic
 
 DEFAULT_TEMPERATURE = {"fixed": 10.0, "learned": 3.0}
 DEFAULT_MEAN_CLIP = {"fixed": None, "learned": 5.0}
@@ -24,7 +26,7 @@ DEFAULT_MEAN_CLIP = {"fixed": None, "learned": 5.0}
 
 @dataclass
 class AWRConfig(IQLConfig):
-    # IQLConfig adds: value_hidden, value_activation, value_layer_norm, discount, tau, expectile (see cfgrl/iql.py)
+    # IQLConfig adds: value_hidden, value_activation, value_layer_norm, discount, tau, expectile (see cfgrl/core/iql.py)
     batch_size: int = 256  # transitions per update (paper: 1024)
     hidden: tuple[int, ...] = (256, 256, 256)  # actor mean MLP widths (paper: 4 x 512 OGBench, 3 x 512 ExORL)
     activation: str = "gelu"  # actor hidden activation
@@ -34,6 +36,8 @@ class AWRConfig(IQLConfig):
     max_weight: float = 100.0  # clip of the exponentiated advantage weights (both codes: 100)
     mean_clip: float | None = None  # clip of the mean; None: none for 'fixed', 5 for 'learned'
     advantage_from: str | None = None  # 'online' or 'target' twin Q; None: online for 'fixed', target for 'learned'
+
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"std_mode": STD_MODES, "advantage_from": ("online", "target")}
 
 
 class AWR(Agent):
@@ -80,10 +84,12 @@ class AWR(Agent):
         log_prob = self.actor.log_prob(obs, actions)
         return -(self.weights(adv.detach()) * log_prob).mean(), log_prob
 
-    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Critic + value + actor loss of a transition batch, and metrics 'critic/', 'value/', 'actor/' (AWR draws
+        nothing at random)."""
         critic_loss, info, adv = self.critic.losses(batch, advantage_from=self.advantage_from)
         actor_loss, log_prob = self.actor_loss(batch["observations"], batch["actions"], adv)
-        self.apply_loss(critic_loss + actor_loss, before_step=self.critic.update_target)
         with torch.no_grad():
             weights = self.weights(adv)
             info.update({"actor/loss": actor_loss.detach(), "actor/log_prob": log_prob.mean(),
@@ -91,7 +97,10 @@ class AWR(Agent):
                          "actor/weight_max": weights.max(),
                          "actor/clipped_frac": (weights >= self.config.max_weight).float().mean(),
                          "actor/std_mean": self.actor.clipped_log_std().exp().mean()})
-        return info
+        return critic_loss + actor_loss, info
+
+    def before_step(self) -> None:
+        self.critic.update_target()
 
     def per_sample_actor_grad_norms(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B,) norms of the gradient of each sample's own actor-loss term -w_i log pi(a_i | s_i) (not divided by

@@ -8,11 +8,12 @@ with the goal as an extra input.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 
-from cfgrl.agent import Agent, TrainConfig
-from cfgrl.policies import GaussianPolicy, gaussian_log_prob
+from cfgrl.core.agent import Agent, TrainConfig
+from cfgrl.core.gaussian import STD_MODES, GaussianPolicy, gaussian_log_prob
 
 
 @dataclass
@@ -22,6 +23,8 @@ class BCConfig(TrainConfig):
     layer_norm: bool = False  # LayerNorm after each hidden Linear
     std_mode: str = "fixed"  # 'fixed' std (OGBench's const_std actor) or 'learned' state-independent log-std
     std: float = 1.0  # the fixed std; with a fixed std the likelihood is a scaled MSE
+
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"std_mode": STD_MODES}
 
 
 class BC(Agent):
@@ -38,17 +41,14 @@ class BC(Agent):
         self.to(device)
         self.make_optimizer()
 
-    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(negative mean log-likelihood of the batch actions, policy means (B, A))."""
+    def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Negative mean log-likelihood of the batch actions, and the mean action's MSE (no random draws)."""
         mean, log_std = self.actor(self.policy_input(batch["observations"], batch.get("goals")))
-        return -gaussian_log_prob(mean, log_std, batch["actions"]).mean(), mean
-
-    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        loss, mean = self.loss(batch)
-        self.apply_loss(loss)
+        loss = -gaussian_log_prob(mean, log_std, batch["actions"]).mean()
         with torch.no_grad():
             mse = (batch["actions"] - mean).pow(2).mean()
-        return {"actor/loss": loss.detach(), "actor/mse": mse}
+        return loss, {"actor/loss": loss.detach(), "actor/mse": mse}
 
     @torch.no_grad()
     def act(self, observations: torch.Tensor, goals: torch.Tensor | None = None,

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from cfgrl.agent import Agent, TrainConfig
-from cfgrl.flow import flow_matching_loss
-from cfgrl.policies import FlowVelocity, flow_act, flow_pair
+from cfgrl.core.agent import Agent, TrainConfig
+from cfgrl.core.flow import FlowVelocity, flow_act, flow_matching_loss, flow_pair
 
 
 @dataclass
@@ -38,12 +37,13 @@ class FlowBC(Agent):
         self.to(device)
         self.make_optimizer()
 
-    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        a_t, t, target = flow_pair(batch["actions"], self.generator)
+    def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Flow-matching loss of the batch's (s[, g], a); draws the flow pair from `generator`."""
+        a_t, t, target = flow_pair(batch["actions"], generator)
         cond = self.policy_input(batch["observations"], batch.get("goals"))
         loss = flow_matching_loss(self.velocity(cond, a_t, t), target).mean()
-        self.apply_loss(loss)
-        return {"actor/flow_loss": loss.detach()}
+        return loss, {"actor/flow_loss": loss.detach()}
 
     @torch.no_grad()
     def act(self, observations: torch.Tensor, goals: torch.Tensor | None = None,

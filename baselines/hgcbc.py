@@ -2,7 +2,7 @@
 
 High level N(mu_h(s, g), std^2 I) over subgoals in goal space (the goal representation of s_{t+k}, capped at the
 goal and the episode end; no tanh, no clipping), low level N(mu_l(s, z), std^2 I) over actions, both with a fixed
-std (OGBench's const_std) by default, trained by maximum likelihood on cfgrl.data.SubgoalSampler batches with
+std (OGBench's const_std) by default, trained by maximum likelihood on cfgrl.data.samplers.SubgoalSampler batches with
 one AdamW step on the sum of the two losses. Acting: the subgoal is the high-level mean, the action the
 low-level mean toward it clipped to [-1, 1], recomputed every step.
 """
@@ -10,18 +10,21 @@ low-level mean toward it clipped to [-1, 1], recomputed every step.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 
 from baselines.bc import BCConfig
-from cfgrl.agent import Agent
+from cfgrl.core.agent import Agent
+from cfgrl.core.gaussian import GaussianPolicy, gaussian_log_prob
 from cfgrl.hcfgrl import LOW_GOALS, low_level_goals
-from cfgrl.policies import GaussianPolicy, gaussian_log_prob
 
 
 @dataclass
 class HGCBCConfig(BCConfig):
     """BC's fields (widths, activation, std) for each level, plus the subgoal sampling."""
+
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"low_goal": LOW_GOALS}
 
     subgoal_steps: int = 25  # k: the subgoal is the goal representation of s_{t+k} (paper: 25)
     # the low level's training goal: 'trajectory' = goal rep of s_{min(t+k, episode end)} (the authors' code,
@@ -50,21 +53,21 @@ class HGCBC(Agent):
         self.to(device)
         self.make_optimizer()
 
-    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One AdamW step on the two negative log-likelihoods. batch: observations (B, obs_dim), actions (B, A),
-        goals, subgoals and low_goals (B, goal_dim) (cfgrl.data.SubgoalSampler)."""
+    def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The sum of the two negative log-likelihoods (one AdamW step on it). batch: observations (B, obs_dim),
+        actions (B, A), goals, subgoals and low_goals (B, goal_dim) (cfgrl.data.samplers.SubgoalSampler)."""
         obs = batch["observations"]
         high_mean, high_log_std = self.high(self.policy_input(obs, batch["goals"]))
         low_mean, low_log_std = self.low(self.policy_input(obs, low_level_goals(batch, self.config.low_goal)))
         high = -gaussian_log_prob(high_mean, high_log_std, batch["subgoals"]).mean()
         low = -gaussian_log_prob(low_mean, low_log_std, batch["actions"]).mean()
         loss = high + low
-        self.apply_loss(loss)
         with torch.no_grad():
             high_mse = (batch["subgoals"] - high_mean).pow(2).mean()
             low_mse = (batch["actions"] - low_mean).pow(2).mean()
-        return {"actor/loss": loss.detach(), "actor/high_loss": high.detach(), "actor/low_loss": low.detach(),
-                "actor/high_mse": high_mse, "actor/low_mse": low_mse}
+        return loss, {"actor/loss": loss.detach(), "actor/high_loss": high.detach(), "actor/low_loss": low.detach(),
+                      "actor/high_mse": high_mse, "actor/low_mse": low_mse}
 
     @torch.no_grad()
     def subgoals(self, observations: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:

@@ -30,11 +30,23 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from cfgrl.data import GoalSampler, TransitionSampler  # noqa: E402
-from cfgrl.ogbench_source import load_split, resident_memory  # noqa: E402
+from cfgrl.data.ogbench import load_split  # noqa: E402
+from cfgrl.data.samplers import GoalSampler, TransitionSampler  # noqa: E402
 
 OBS, ACT, QPOS, QVEL = 29, 8, 15, 14
 
+
+
+def resident_memory() -> dict[str, int]:
+    """This process's resident memory in bytes: {'anon', 'file', 'total'} (Linux /proc/self/status)."""
+    fields = {"RssAnon": "anon", "RssFile": "file", "VmRSS": "total"}
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in fields:
+                out[fields[key]] = int(value.split()[0]) * 1024
+    return out
 
 def make_file(path: Path, n: int, episode: int = 1000, seed: int = 0) -> None:
     """A synthetic OGBench-layout file: smooth random-walk states so it compresses like real data somewhat."""

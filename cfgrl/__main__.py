@@ -1,5 +1,5 @@
 """`python -m cfgrl ...`: the same command line as the `cfgrl` console script."""
 
-from cfgrl.cli import main
+from cfgrl.pipeline.cli import main
 
 main()

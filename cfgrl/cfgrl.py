@@ -22,22 +22,24 @@ the pre-step critic (both reference codes).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from cfgrl.agent import Agent
-from cfgrl.flow import flow_matching_loss
-from cfgrl.iql import IQLConfig, IQLCritic
-from cfgrl.nets import init_embedding
-from cfgrl.policies import FlowVelocity, flow_act, flow_pair, per_sample_grad_norms
+from cfgrl.core.agent import Agent
+from cfgrl.core.flow import TIME_EMBEDDINGS, FlowVelocity, flow_act, flow_matching_loss, flow_pair
+from cfgrl.core.gradients import per_sample_grad_norms
+from cfgrl.core.iql import IQLConfig, IQLCritic
+from cfgrl.core.nets import check_choice, init_embedding
 
 NULL, NEGATIVE, POSITIVE = 0, 1, 2  # label classes of the embedding
+LABEL_SCHEMES = ("dropout", "filtered")
 
 
 @dataclass
 class CFGRLConfig(IQLConfig):
-    # IQLConfig adds: value_hidden, value_activation, value_layer_norm, discount, tau, expectile (see cfgrl/iql.py)
+    # IQLConfig adds: value_hidden, value_activation, value_layer_norm, discount, tau, expectile (see cfgrl/core/iql.py)
     batch_size: int = 256  # transitions per update (paper: 1024)
     hidden: tuple[int, ...] = (256, 256, 256)  # velocity MLP widths (paper: 4 x 512 OGBench, 3 x 512 ExORL)
     activation: str = "gelu"  # actor hidden activation (OGBench code: GELU)
@@ -50,6 +52,8 @@ class CFGRLConfig(IQLConfig):
     time_embedding: str = "scalar"  # 'scalar' raw t input (OGBench code) or 'sinusoidal' (ExORL code)
     time_dim: int = 16  # size of the sinusoidal time embedding
     time_grid: int = 0  # 0: t ~ U[0, 1]; N: t on the grid {0, 1/N, ..., 1} (ExORL code: 32)
+
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"label_scheme": LABEL_SCHEMES, "time_embedding": TIME_EMBEDDINGS}
 
 
 class CFGRLActor(nn.Module):
@@ -82,8 +86,7 @@ class CFGRL(Agent):
     def __init__(self, config: CFGRLConfig, obs_dim: int, action_dim: int, goal_dim: int, device: torch.device,
                  seed: int) -> None:
         super().__init__(config, obs_dim, action_dim, goal_dim, device, seed)
-        if config.label_scheme not in ("dropout", "filtered"):
-            raise ValueError(f"label_scheme must be 'dropout' or 'filtered', got {config.label_scheme!r}")
+        check_choice(config.label_scheme, LABEL_SCHEMES, "label_scheme")
         self.critic = IQLCritic.from_config(config, obs_dim, action_dim, **self.net_options())
         self.actor = CFGRLActor(config, obs_dim, action_dim, **self.net_options())
         self.to(device)
@@ -94,13 +97,13 @@ class CFGRL(Agent):
         """'filtered' is the ExORL code's scheme, so its networks follow that code unless `arch` says otherwise."""
         return config.arch or ("exorl" if config.label_scheme == "filtered" else "ogbench")
 
-    def _actor_terms(self, batch: dict[str, torch.Tensor], adv: torch.Tensor
+    def _actor_terms(self, batch: dict[str, torch.Tensor], adv: torch.Tensor, generator: torch.Generator
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Random draws of one actor loss: labels (B,) and, per sample, a_t, t, target, loss weight (B,)."""
-        a_t, t, target = flow_pair(batch["actions"], self.generator, self.config.time_grid)
+        a_t, t, target = flow_pair(batch["actions"], generator, self.config.time_grid)
         if self.config.label_scheme == "dropout":
             labels = torch.where(adv >= 0, POSITIVE, NEGATIVE)
-            drop = torch.rand(adv.shape, generator=self.generator, device=adv.device) < self.config.null_prob
+            drop = torch.rand(adv.shape, generator=generator, device=adv.device) < self.config.null_prob
             labels = torch.where(drop, NULL, labels)
             weight = torch.ones_like(adv)
         else:
@@ -119,23 +122,28 @@ class CFGRL(Agent):
         return weight * flow_matching_loss(v[:b], target) + self.config.null_loss_weight * \
             flow_matching_loss(v[b:], target)
 
-    def actor_loss(self, batch: dict[str, torch.Tensor], adv: torch.Tensor) -> torch.Tensor:
+    def actor_loss(self, batch: dict[str, torch.Tensor], adv: torch.Tensor, generator: torch.Generator
+                   ) -> torch.Tensor:
         """The flow-matching actor loss of a batch ('observations', 'actions') given its advantages adv (B,)
         (labels: 'dropout' positive where adv >= 0, else negative, null with prob. null_prob; 'filtered'
-        weight 1[adv > 0] on the positive branch). Draws noise, times and dropout from the agent's RNG."""
-        labels, a_t, t, target, weight = self._actor_terms(batch, adv)
+        weight 1[adv > 0] on the positive branch). Draws noise, times and dropout from `generator`."""
+        labels, a_t, t, target, weight = self._actor_terms(batch, adv, generator)
         return self._sample_losses(self.actor, batch["observations"], labels, a_t, t, target, weight).mean()
 
-    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Critic + value + actor loss of a transition batch, and metrics 'critic/', 'value/', 'actor/'."""
         source = "online" if self.config.label_scheme == "dropout" else "target"
         critic_loss, info, adv = self.critic.losses(batch, advantage_from=source)
-        actor_loss = self.actor_loss(batch, adv)
-        self.apply_loss(critic_loss + actor_loss, before_step=self.critic.update_target)
+        actor_loss = self.actor_loss(batch, adv, generator)
         with torch.no_grad():
             positive = (adv >= 0) if self.config.label_scheme == "dropout" else (adv > 0)
             info.update({"actor/loss": actor_loss.detach(), "actor/adv_mean": adv.mean(),
                          "actor/positive_frac": positive.float().mean()})
-        return info
+        return critic_loss + actor_loss, info
+
+    def before_step(self) -> None:
+        self.critic.update_target()
 
     def per_sample_actor_grad_norms(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B,) norms of the gradient of each sample's own actor-loss term (not divided by B) w.r.t. the actor's
@@ -143,7 +151,7 @@ class CFGRL(Agent):
         changes no parameter)."""
         source = "online" if self.config.label_scheme == "dropout" else "target"
         adv = self.critic.advantage(batch["observations"], batch["actions"], use_target=source == "target")
-        labels, a_t, t, target, weight = self._actor_terms(batch, adv)
+        labels, a_t, t, target, weight = self._actor_terms(batch, adv, self.generator)
         return per_sample_grad_norms(self.actor, self._sample_losses,
                                      (batch["observations"], labels, a_t, t, target, weight))
 

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
-from cfgrl.agent import Agent, TrainConfig
-from cfgrl.flow import flow_matching_loss
-from cfgrl.nets import make_null_goal
-from cfgrl.policies import FlowVelocity, flow_act, flow_pair
+from cfgrl.core.agent import Agent, TrainConfig
+from cfgrl.core.flow import FlowVelocity, drop_to_null, flow_act, flow_matching_loss, flow_pair
+from cfgrl.core.nets import make_null_goal
 
 
 @dataclass
@@ -45,20 +44,21 @@ class GCCFGRL(Agent):
         self.to(device)
         self.make_optimizer()
 
-    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Flow-matching loss of a goal batch (observations, actions, goals), goals dropped to the null goal with
+        probability null_goal_prob. Draws the flow pair (noise, then time), then the dropout, from `generator`."""
         obs, goals = batch["observations"], batch["goals"]
-        a_t, t, target = flow_pair(batch["actions"], self.generator)
-        drop = torch.rand(obs.shape[0], 1, generator=self.generator, device=obs.device) < self.config.null_goal_prob
-        goals = torch.where(drop, self.null_goal.expand_as(goals), goals)
+        a_t, t, target = flow_pair(batch["actions"], generator)
+        goals = drop_to_null(goals, self.null_goal, self.config.null_goal_prob, generator)
         loss = flow_matching_loss(self.velocity(torch.cat([obs, goals], dim=-1), a_t, t), target).mean()
-        self.apply_loss(loss)
-        return {"actor/flow_loss": loss.detach()}
+        return loss, {"actor/flow_loss": loss.detach()}
 
     @torch.no_grad()
     def act(self, observations: torch.Tensor, goals: torch.Tensor | None = None,
             w: torch.Tensor | float = 1.0) -> torch.Tensor:
         """observations (B, obs_dim), goals (B, goal_dim), w scalar or (B,) -> actions (B, A) (guided between the
-        goal and the learned null goal; see cfgrl.policies.flow_act)."""
+        goal and the learned null goal; see cfgrl.core.flow.flow_act)."""
         assert goals is not None, "goal-conditioned CFGRL needs goals"
         cond = torch.cat([observations, goals], dim=-1)
         null = torch.cat([observations, self.null_goal.expand_as(goals)], dim=-1)

@@ -3,7 +3,7 @@
 - High level pi_h(z | s, g): proposes a subgoal z in goal space, the goal representation of s_{t+k} (k =
   `subgoal_steps`, capped at the goal and at the episode end, so a goal nearer than k steps is its own subgoal).
 - Low level pi_l(a | s, z): acts toward the subgoal.
-Both are trained by flow matching on hindsight batches from cfgrl.data.SubgoalSampler (keys observations,
+Both are trained by flow matching on hindsight batches from cfgrl.data.samplers.SubgoalSampler (keys observations,
 actions, goals, subgoals, low_goals), each level's goal replaced by its own learned null vector with probability
 `null_goal_prob`, so each network learns its conditional and its unconditional policy. One AdamW step on the sum
 of the two losses per update (the authors' code).
@@ -20,14 +20,14 @@ goals, trains without dropout and samples both levels with w = 1.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from cfgrl.agent import Agent, TrainConfig
-from cfgrl.flow import flow_matching_loss
-from cfgrl.nets import make_null_goal
-from cfgrl.policies import FlowVelocity, flow_act, flow_pair
+from cfgrl.core.agent import Agent, TrainConfig
+from cfgrl.core.flow import FlowVelocity, drop_to_null, flow_act, flow_matching_loss, flow_pair
+from cfgrl.core.nets import make_null_goal
 
 LOW_GOALS = ("trajectory", "subgoal")
 
@@ -35,6 +35,8 @@ LOW_GOALS = ("trajectory", "subgoal")
 @dataclass
 class HierarchicalFlowConfig(TrainConfig):
     """Fields of both hierarchical flow methods (HCFGRL adds the null-goal dropout)."""
+
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"low_goal": LOW_GOALS}
 
     hidden: tuple[int, ...] = (256, 256, 256)  # velocity MLP widths of each level (paper: 4 x 512)
     activation: str = "gelu"  # hidden activation (paper: GELU)
@@ -90,29 +92,28 @@ class HierarchicalFlow(Agent):
         self.make_optimizer()
 
     def level_loss(self, net: FlowVelocity, null_goal: nn.Parameter | None, obs: torch.Tensor, goals: torch.Tensor,
-                   targets: torch.Tensor) -> torch.Tensor:
+                   targets: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Flow-matching loss (scalar) of one level: targets (B, D) given obs (B, obs_dim) and goals (B, goal_dim).
 
-        Draws from the agent's generator, in this order: the flow pair (noise, then time), then (guided only) the
-        dropout of the goal to `null_goal` with probability `null_goal_prob`."""
-        a_t, t, target = flow_pair(targets, self.generator)
+        Draws from `generator`, in this order: the flow pair (noise, then time), then (guided only) the dropout of
+        the goal to `null_goal` with probability `null_goal_prob`."""
+        a_t, t, target = flow_pair(targets, generator)
         if null_goal is not None:
-            p = self.config.null_goal_prob
-            drop = torch.rand(obs.shape[0], 1, generator=self.generator, device=obs.device) < p
-            goals = torch.where(drop, null_goal.expand_as(goals), goals)
+            goals = drop_to_null(goals, null_goal, self.config.null_goal_prob, generator)
         return flow_matching_loss(net(torch.cat([obs, goals], dim=-1), a_t, t), target).mean()
 
-    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One AdamW step on high + low loss. batch: observations (B, obs_dim), actions (B, A), goals, subgoals
-        and low_goals (B, goal_dim) (cfgrl.data.SubgoalSampler). The high level's draws come before the low's."""
+    def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """High + low flow-matching loss (one AdamW step on their sum, as the authors' code). batch: observations
+        (B, obs_dim), actions (B, A), goals, subgoals and low_goals (B, goal_dim)
+        (cfgrl.data.samplers.SubgoalSampler). The high level's draws come before the low's."""
         obs = batch["observations"]
-        high = self.level_loss(self.high, self.high_null_goal, obs, batch["goals"], batch["subgoals"])
+        high = self.level_loss(self.high, self.high_null_goal, obs, batch["goals"], batch["subgoals"], generator)
         low = self.level_loss(self.low, self.low_null_goal, obs, low_level_goals(batch, self.config.low_goal),
-                              batch["actions"])
+                              batch["actions"], generator)
         loss = high + low
-        self.apply_loss(loss)
-        return {"actor/flow_loss": loss.detach(), "actor/high_flow_loss": high.detach(),
-                "actor/low_flow_loss": low.detach()}
+        return loss, {"actor/flow_loss": loss.detach(), "actor/high_flow_loss": high.detach(),
+                      "actor/low_flow_loss": low.detach()}
 
     def _null_rows(self, observations: torch.Tensor, null_goal: nn.Parameter | None) -> torch.Tensor | None:
         """[s, null goal] rows (B, obs_dim + goal_dim), or None when unguided."""

@@ -12,13 +12,6 @@ from typing import IO, Any
 import numpy as np
 
 
-def split_evenly(items: list, n: int) -> list[list]:
-    """`items` cut into at most n consecutive chunks of equal size (the last may be shorter); work units for
-    process pools."""
-    size = max(1, -(-len(items) // n))
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
     """Call write(file) on a temporary file in the target folder, fsync it, then rename it over `path`."""
     path = Path(path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from cfgrl.agent import Agent
+from cfgrl.core.agent import Agent
 
 METHODS: dict[str, str] = {
     "gcbc": "baselines.gcbc:GCBC",  # Gaussian goal-conditioned BC

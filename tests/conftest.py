@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from cfgrl.agent import Agent
+from cfgrl.core.agent import Agent
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,7 +31,7 @@ def mutated(base: dict, change: Callable[[dict], object]) -> dict:
 
 def assert_spec_error(path: Path, field: str, fragment: str) -> None:
     """load_spec(path) fails with one line `<path>: <field>: ...` that contains `fragment`."""
-    from cfgrl.spec import SpecError, load_spec
+    from cfgrl.pipeline.spec import SpecError, load_spec
 
     with pytest.raises(SpecError) as err:
         load_spec(path)
@@ -53,7 +53,7 @@ def one_thread():
 @pytest.fixture(scope="session")
 def tiny_navigate_data(tmp_path_factory) -> Path:
     """A small real pointmaze-medium navigate dataset (4 train + 1 val episodes of 1001 steps)."""
-    from cfgrl.datagen import generate_navigate
+    from cfgrl.data.navigate import generate_navigate
 
     path = tmp_path_factory.mktemp("data") / "pointmaze-medium-navigate-v0.npz"
     generate_navigate("pointmaze-medium-v0", path, episodes=4, seed=3, workers=1)

@@ -49,7 +49,7 @@ def test_zero_temperature_is_exactly_gaussian_bc(std_mode):
     bc.actor.load_state_dict(awr.actor.state_dict())
     adv = torch.randn(64, generator=torch.Generator().manual_seed(1)) * 5  # any advantages: all weights are 1
     awr_loss, _ = awr.actor_loss(batch["observations"], batch["actions"], adv)
-    bc_loss, _ = bc.loss(batch)
+    bc_loss, _ = bc.loss(batch, bc.generator)
     assert torch.equal(awr_loss, bc_loss)
     # ... and it is the Gaussian negative log-likelihood
     mean = awr.actor.mean_net(batch["observations"])

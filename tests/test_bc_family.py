@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from cfgrl.cfgrl import CFGRL, NULL, POSITIVE, CFGRLConfig
-from cfgrl.flow import flow_matching_loss
+from cfgrl.core.flow import flow_matching_loss, flow_pair
+from cfgrl.core.gaussian import GaussianPolicy
 from cfgrl.methods import method_class
-from cfgrl.policies import GaussianPolicy, flow_pair
 from tests.conftest import assert_resume_is_exact
 
 CPU = torch.device("cpu")
@@ -150,7 +150,7 @@ def test_cfgrl_actor_loss_is_the_papers_formula(scheme):
     adv = torch.randn(256, generator=torch.Generator().manual_seed(3))
     adv[:8] = 0.0  # the boundary: positive for 'dropout' (A >= 0), not for 'filtered' (A > 0)
     agent.reseed(5)
-    loss = agent.actor_loss(batch, adv)
+    loss = agent.actor_loss(batch, adv, agent.generator)
 
     agent.reseed(5)  # the same draws, in the order documented by `_actor_terms`
     a_t, t, target = flow_pair(batch["actions"], agent.generator, agent.config.time_grid)
@@ -180,7 +180,7 @@ def test_cfgrl_per_sample_grad_norms_match_a_loop(scheme):
     # recompute with the same draws, one sample at a time, by plain autograd
     agent.reseed(9)
     adv = agent.critic.advantage(batch["observations"], batch["actions"], use_target=scheme == "filtered")
-    terms = agent._actor_terms(batch, adv)
+    terms = agent._actor_terms(batch, adv, agent.generator)
     for i in range(6):
         agent.zero_grad()
         row = [x[i:i + 1] for x in (batch["observations"], *terms)]

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from cfgrl.data import DataError, GoalSampler, load_ogbench_npz
+from cfgrl.data.layout import DataError, load_ogbench_npz
+from cfgrl.data.samplers import GoalSampler
 from tests.conftest import toy_episodes
 
 

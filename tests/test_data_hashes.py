@@ -1,7 +1,7 @@
 """Dependency drift fails CI instead of silently changing results: small datasets made by each offline generator
-must hash (cfgrl.provenance.array_hash) to the values committed here. A failure means the same code and seeds now
-produce different data: a changed ogbench, mujoco, dm_control or numpy (check constraints.txt), or a changed
-generator; update the values only together with the README's measured numbers."""
+must hash (cfgrl.pipeline.provenance.array_hash) to the values committed here. A failure means the same code and
+seeds now produce different data: a changed ogbench, mujoco, dm_control or numpy (check constraints.txt), or a
+changed generator; update the values only together with the README's measured numbers."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import sys
 
 import numpy as np
 
-from cfgrl.datagen import generate_navigate
-from cfgrl.exorl import generate_exorl, load_exorl
-from cfgrl.manipgen import generate_play
-from cfgrl.provenance import array_hash, data_hash
+from cfgrl.data.exorl import generate_exorl, load_exorl
+from cfgrl.data.navigate import generate_navigate
+from cfgrl.data.play import generate_play
+from cfgrl.pipeline.provenance import array_hash, data_hash
 
 COMMITTED = {  # measured 2026-12-01 with constraints.txt (mujoco 3.17.0, ogbench 1.2.2, dm_control, numpy 2.4.6)
     "navigate": "7cac5e5dd81f8f94ceddf9428942495454734f59e6cbbd98321286738e2ebe71",

@@ -1,8 +1,8 @@
 import numpy as np
 import ogbench
 
-from cfgrl.data import load_ogbench_npz
-from cfgrl.datagen import generate_navigate, val_path
+from cfgrl.data.layout import load_ogbench_npz, val_path
+from cfgrl.data.navigate import generate_navigate
 
 
 def test_generated_dataset_round_trips_through_ogbench_loader(tiny_navigate_data):

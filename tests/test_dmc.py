@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cfgrl.dmc import TASKS, evaluate, make_env, parse_task, relabel_rewards
+from cfgrl.envs.dmc import TASKS, evaluate, make_env, parse_task, relabel_rewards
 
 EXPECTED = {  # obs_dim, action_dim, episode steps (dm_control 1.0.50)
     "walker": (24, 6, 1000), "quadruped": (78, 12, 1000), "cheetah": (17, 6, 1000), "jaco": (42, 9, 250),

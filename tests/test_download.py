@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cfgrl.download import (
+from cfgrl.data.download import (
     ChecksumError,
     DownloadError,
     download,

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import yaml
 
-from cfgrl.envs import resolve_env
-from cfgrl.spec import SpecError, load_spec
-from cfgrl.train import make_sampler
+from cfgrl.data.samplers import BatchRequest
+from cfgrl.envs.registry import resolve_env
+from cfgrl.pipeline.spec import SpecError, load_spec
 
 
 @pytest.mark.parametrize("name, kind, eval_id, generators, oracle", [
@@ -18,7 +18,7 @@ from cfgrl.train import make_sampler
 ])
 def test_env_names_resolve(name, kind, eval_id, generators, oracle):
     info = resolve_env(name)
-    assert (info.kind, info.eval_env_id, info.generators, info.oracle_rep) == (kind, eval_id, generators, oracle)
+    assert (info.kind.name, info.eval_env_id, info.generators, info.oracle_rep) == (kind, eval_id, generators, oracle)
 
 
 @pytest.mark.parametrize("name", ["antmaze-huge-navigate-v0", "walker-fly", "pointmaze-medium-navigate"])
@@ -36,9 +36,11 @@ def test_generate_is_refused_where_no_generator_exists(tmp_path):
 
 
 def test_oraclerep_goals_are_ogbench_oracle_representations(tiny_navigate_data):
-    sampler = make_sampler(resolve_env("pointmaze-medium-navigate-oraclerep-v0"), tiny_navigate_data)
+    env = resolve_env("pointmaze-medium-navigate-oraclerep-v0")
+    sampler = env.kind.sampler(env, tiny_navigate_data, BatchRequest("goals"))
     raw = np.load(tiny_navigate_data)
     assert sampler.goal_source.shape == (len(raw["qpos"]), 2)
     np.testing.assert_array_equal(sampler.goal_source, raw["qpos"][:, :2])
-    single = make_sampler(resolve_env("pointmaze-medium-navigate-singletask-task2-v0"), tiny_navigate_data)
+    env = resolve_env("pointmaze-medium-navigate-singletask-task2-v0")
+    single = env.kind.sampler(env, tiny_navigate_data, BatchRequest("transitions"))
     assert set(np.unique(single.rewards)) <= {-1.0, 0.0} and single.masks.shape == single.rewards.shape

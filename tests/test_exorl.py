@@ -8,9 +8,8 @@ import os
 import numpy as np
 import pytest
 
-import cfgrl.exorl as exorl
-from cfgrl.data import DataError
-from cfgrl.exorl import (
+import cfgrl.data.exorl as exorl
+from cfgrl.data.exorl import (
     DOMAIN_TASKS,
     LinearController,
     episode_files,
@@ -18,6 +17,7 @@ from cfgrl.exorl import (
     generate_exorl,
     load_exorl,
 )
+from cfgrl.data.layout import DataError
 
 TINY_FIT = dict(fit_iterations=2, fit_horizon=30)
 

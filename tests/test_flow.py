@@ -1,13 +1,13 @@
 import torch
 
-from cfgrl.flow import flow_matching_loss, flow_matching_pair, guide, guided_euler_sample
+from cfgrl.core.flow import flow_matching_loss, flow_pair, guide, guided_euler_sample
 from cfgrl.gc_cfgrl import GCCFGRL, GCCFGRLConfig
 
 
-def test_flow_matching_pair_interpolates_and_targets_velocity():
+def test_flow_pair_interpolates_and_targets_velocity():
     g = torch.Generator().manual_seed(0)
     actions = torch.rand(512, 3) * 2 - 1
-    a_t, t, target = flow_matching_pair(actions, g)
+    a_t, t, target = flow_pair(actions, g)
     noise = actions - target  # target = a1 - a0
     assert t.shape == (512, 1) and bool(((t >= 0) & (t <= 1)).all())
     torch.testing.assert_close(a_t, (1 - t) * noise + t * actions)

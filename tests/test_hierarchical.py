@@ -9,11 +9,10 @@ import torch
 import yaml
 
 from baselines.hgcbc import HGCBC
-from cfgrl.data import GoalSampler, SubgoalSampler
-from cfgrl.envs import resolve_env
+from cfgrl.data.samplers import GoalSampler, SubgoalSampler
+from cfgrl.envs.registry import resolve_env
 from cfgrl.hcfgrl import HCFGRL, HCFGRLConfig, low_level_goals
 from cfgrl.methods import method_class
-from cfgrl.spec import batch_problem
 from tests.conftest import assert_resume_is_exact, toy_episodes
 
 CPU = torch.device("cpu")
@@ -56,8 +55,9 @@ def test_registry_class_attributes_and_spec_batch_kind():
         assert (cls.guided, cls.goal_conditioned, cls.batch_kind) == (guided, True, "subgoals"), name
         config = cls.Config()  # every field has a default
         assert config.subgoal_steps == 25 and config.low_goal == "trajectory", name
-        assert batch_problem(cls, resolve_env("pointmaze-medium-navigate-v0")) is None
-        assert "goal-conditioned" in batch_problem(cls, resolve_env("pointmaze-medium-navigate-singletask-v0"))
+        gc, single = resolve_env("pointmaze-medium-navigate-v0"), resolve_env("pointmaze-medium-navigate-singletask-v0")
+        assert gc.kind.batch_problem(gc, cls.batch_kind) is None
+        assert "goal-conditioned" in single.kind.batch_problem(single, cls.batch_kind)
     assert HCFGRLConfig().null_goal_prob == 0.1
     assert "null_goal_prob" not in method_class("flow_hgcbc").Config.__dataclass_fields__
     for name in METHODS:
@@ -266,16 +266,19 @@ def test_hcfgrl_trains_each_level_with_its_own_null_goal():
 def test_full_state_round_trip_reproduces_the_next_update_bit_for_bit(name):
     assert_resume_is_exact(lambda seed: make_agent(name, seed=seed), make_batch())
 
+
 @pytest.mark.parametrize("method", METHODS)
 def test_train_then_load_and_evaluate(tmp_path, tiny_navigate_data, method):
-    from cfgrl.evaluate import evaluate
-    from cfgrl.spec import load_spec
-    from cfgrl.train import load_agent, make_sampler, train
+    from cfgrl.pipeline.evaluate import evaluate
+    from cfgrl.pipeline.spec import load_spec
+    from cfgrl.pipeline.train import load_agent, make_sampler, train
 
     env = "pointmaze-medium-navigate-v0"
-    sampler = make_sampler(resolve_env(env), tiny_navigate_data, subgoal_steps=10)
+    cls = method_class(method)
+    sampler = make_sampler(resolve_env(env), tiny_navigate_data, cls, cls.Config(subgoal_steps=10))
     assert isinstance(sampler, SubgoalSampler) and sampler.subgoal_steps == 10
-    assert type(make_sampler(resolve_env(env), tiny_navigate_data)) is GoalSampler
+    gcbc = method_class("gcbc")  # the same data as plain goal batches for a flat method
+    assert type(make_sampler(resolve_env(env), tiny_navigate_data, gcbc, gcbc.Config())) is GoalSampler
 
     config = {"steps": 20, "batch_size": 32, "hidden": [32, 32], "log_every": 10, "checkpoint_every": 25,
               "device": "cpu", "subgoal_steps": 10}

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cfgrl.cfgrl import CFGRL, CFGRLConfig
-from cfgrl.iql import IQLCritic, expectile_loss
+from cfgrl.core.iql import IQLCritic, expectile_loss
 
 N_STATES, GAMMA = 5, 0.9
 

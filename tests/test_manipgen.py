@@ -1,16 +1,15 @@
-"""Offline OGBench play data (cfgrl.manipgen): OGBench's file format, loaders, determinism, non-trivial data."""
+"""Offline OGBench play data (cfgrl.data.play): OGBench's file format, loaders, determinism, non-trivial data."""
 
 import numpy as np
 import ogbench
 import pytest
 import yaml
 
-from cfgrl.data import load_ogbench_npz
-from cfgrl.datagen import val_path
-from cfgrl.envs import resolve_env
-from cfgrl.manipgen import PLAY_NOISE, _play_episodes, generate_play, play_keys, scene_episode_healthy
-from cfgrl.ogbench_source import load_ogbench
-from cfgrl.spec import load_spec
+from cfgrl.data.layout import load_ogbench_npz, val_path
+from cfgrl.data.ogbench import load_ogbench
+from cfgrl.data.play import PLAY_NOISE, _play_episodes, generate_play, play_keys, scene_episode_healthy
+from cfgrl.envs.registry import resolve_env
+from cfgrl.pipeline.spec import load_spec
 
 # gymnasium's notes on OGBench's float64 space bounds; glfw without a display (nothing is rendered)
 pytestmark = [pytest.mark.filterwarnings("ignore:.*precision lowered by casting"),
@@ -193,23 +192,24 @@ def test_generated_play_data_defaults_to_ogbench_noise(tmp_path):
         "puzzle-3x3-play-v0": {"data": {"source": "download"}},
         "pointmaze-medium-navigate-v0": {"data": {"source": "generate"}},
     }))
-    noise = {env: e["data"]["noise"] for env, e in spec["envs"].items()}
+    noise = {env: e.data.get("noise") for env, e in spec.envs.items()}
     assert noise == {"cube-single-play-v0": PLAY_NOISE, "scene-play-oraclerep-v0": 0.3,
-                     "puzzle-3x3-play-v0": 0.2, "pointmaze-medium-navigate-v0": 0.2}
+                     "puzzle-3x3-play-v0": None,  # downloaded: no generator settings
+                     "pointmaze-medium-navigate-v0": 0.2}
     assert PLAY_NOISE == 0.1
 
 
 def test_cli_data_generates_a_play_dataset(tmp_path, monkeypatch):
-    import cfgrl.manipgen
-    from cfgrl.cli import main
+    import cfgrl.data.play
+    from cfgrl.pipeline.cli import main
 
-    real, calls = cfgrl.manipgen.generate_play, []
+    real, calls = cfgrl.data.play.generate_play, []
 
     def short(*args, **kwargs):  # the CLI's episodes have 1001 steps; keep the test fast
         calls.append((args, kwargs))
         return real(*args, episode_steps=40, **kwargs)
 
-    monkeypatch.setattr(cfgrl.manipgen, "generate_play", short)
+    monkeypatch.setattr(cfgrl.data.play, "generate_play", short)
     spec = _spec_file(tmp_path, {"cube-single-play-singletask-task2-v0": {"data": {"source": "generate",
                                                                                   "episodes": 2, "seed": 4}}},
                       method="bc")

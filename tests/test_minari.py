@@ -24,13 +24,14 @@ h5py = pytest.importorskip("h5py")
 from minari.data_collector import EpisodeBuffer  # noqa: E402
 
 from analysis.selection import env_metric  # noqa: E402
-from cfgrl.cli import main  # noqa: E402
-from cfgrl.data import DataError  # noqa: E402
-from cfgrl.envs import resolve_env  # noqa: E402
-from cfgrl.evaluate import evaluate  # noqa: E402
-from cfgrl.minari_source import flatten_observation, list_local, load_minari  # noqa: E402
-from cfgrl.spec import SpecError, load_spec, method_config  # noqa: E402
-from cfgrl.train import build_agent, load_agent, make_sampler, train  # noqa: E402
+from cfgrl.data.layout import DataError  # noqa: E402
+from cfgrl.data.minari import flatten_observation, list_local, load_minari  # noqa: E402
+from cfgrl.envs.registry import resolve_env  # noqa: E402
+from cfgrl.methods import method_class  # noqa: E402
+from cfgrl.pipeline.cli import main  # noqa: E402
+from cfgrl.pipeline.evaluate import evaluate  # noqa: E402
+from cfgrl.pipeline.spec import SpecError, load_spec  # noqa: E402
+from cfgrl.pipeline.train import build_agent, load_agent, make_sampler, train  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 
 
@@ -147,8 +148,8 @@ def _spec(tmp_path, data: dict, name: str = "mini", seeds: tuple[int, ...] = (0,
 
 def test_minari_env_names_resolve():
     info = resolve_env("minari/mujoco/halfcheetah/medium-v0")
-    assert (info.kind, info.eval_env_id, info.num_tasks, info.generators) == ("minari", "mujoco/halfcheetah/medium-v0",
-                                                                            1, ())
+    assert (info.kind.name, info.eval_env_id, info.num_tasks, info.generators) == (
+        "minari", "mujoco/halfcheetah/medium-v0", 1, ())
     assert env_metric("minari/mujoco/halfcheetah/medium-v0") == "return" and env_metric("walker-run") == "return"
     for bad in ("minari/mujoco/halfcheetah/medium", "minari/../x-v0", "minari/a//b-v0", "minari/"):
         with pytest.raises(KeyError, match="Minari dataset id"):
@@ -157,9 +158,9 @@ def test_minari_env_names_resolve():
 
 def test_spec_names_a_minari_env_and_refuses_generate(tmp_path, tiny_root):
     spec = load_spec(_spec(tmp_path, {"source": "local", "path": str(tiny_root)}))
-    assert spec["envs"][ENV]["data"] == {"source": "local", "path": str(tiny_root)}  # no generator defaults
-    assert spec["envs"][ENV]["eval"]["tasks"] == [1]
-    assert load_spec(_spec(tmp_path, {"source": "download"}))["envs"][ENV]["data"] == {"source": "download"}
+    assert dict(spec.envs[ENV].data) == {"source": "local", "path": str(tiny_root)}  # no generator defaults
+    assert spec.envs[ENV].tasks == (1,)
+    assert dict(load_spec(_spec(tmp_path, {"source": "download"})).envs[ENV].data) == {"source": "download"}
     cases = [({"source": "generate"}, f"envs.{ENV}.data.source: Minari datasets are not generated"),
              ({"source": "local", "episodes": 10}, f"envs.{ENV}.data.episodes: not used by Minari datasets")]
     for data, expected in cases:
@@ -180,19 +181,22 @@ def test_data_command_writes_load_minaris_arrays(tmp_path, tiny_root, monkeypatc
     expected = load_minari(TINY_ID, datasets_path=tiny_root)
     train, val = np.load(out), np.load(tmp_path / "data" / "tiny-val.npz")
     assert set(train.files) == set(expected) | {"env_spec"} == set(val.files)
+    # 4 episodes: the last one is held out as the validation file, the first 3 train (cfgrl.data.episodes)
     for key, arr in expected.items():
-        np.testing.assert_array_equal(train[key], arr)
+        head, tail = (arr[:3], arr[3:]) if key == "episode_lengths" else (arr[:-EPISODE_STEPS], arr[-EPISODE_STEPS:])
+        np.testing.assert_array_equal(train[key], head)
+        np.testing.assert_array_equal(val[key], tail)
         assert train[key].dtype == arr.dtype
-        np.testing.assert_array_equal(val[key], arr[-1:] if key == "episode_lengths" else arr[-EPISODE_STEPS:])
     spec = json.loads(str(train["env_spec"]))  # the evaluation env: the env the data was collected in
     assert (spec["id"], spec["max_episode_steps"]) == ("Pendulum-v1", EPISODE_STEPS)
-    sampler = make_sampler(resolve_env(ENV), out)  # training reads it like dm_control data
-    np.testing.assert_array_equal(sampler.next_observations, expected["next_observations"])
+    awr = method_class("awr")
+    sampler = make_sampler(resolve_env(ENV), out, awr, awr.Config())  # training reads it like dm_control data
+    np.testing.assert_array_equal(sampler.next_observations, expected["next_observations"][:-EPISODE_STEPS])
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.mark.parametrize("fault", ["nan", "missing"])
-def test_bad_minari_data_is_a_one_line_error(tmp_path, monkeypatch, fault):
+def test_bad_minari_data_is_a_one_line_error(tmp_path, monkeypatch, capsys, fault):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
     env = gym.make("Pendulum-v1", max_episode_steps=5)
     eps = _episodes(env, 3, seed=0)
@@ -206,7 +210,8 @@ def test_bad_minari_data_is_a_one_line_error(tmp_path, monkeypatch, fault):
     with pytest.raises(SystemExit) as err:
         main(["data", "--spec", str(_spec(tmp_path, {"source": "local"})), "--env", ENV,
               "--out", str(tmp_path / "d.npz")])
-    msg = str(err.value.code)
+    assert err.value.code == 1
+    msg = capsys.readouterr().err.rstrip("\n")
     key = "'observations' contains NaN or Inf" if fault == "nan" else "'rewards' is missing"
     assert "\n" not in msg and msg.startswith(f"error: {TINY_ID} (") and f"episode 1: key {key}" in msg
     assert str(tmp_path / TINY_ID / "data") in msg and not (tmp_path / "d.npz").exists()
@@ -228,14 +233,14 @@ def test_evaluation_runs_the_datasets_env_deterministically(tmp_path, tiny_root,
                                                                                    for e in first["episodes"]]))
     assert runs[1]["episodes"] == first["episodes"]  # same seed, same w: identical episodes
     assert len({e["return"] for e in first["episodes"]}) == 3  # episodes differ (own seeds)
-    untrained = build_agent("awr", method_config(spec, "awr"), 3, 1, 0, agent.device, 0)
+    untrained = build_agent("awr", spec.methods["awr"].config, 3, 1, 0, agent.device, 0)
     untrained.eval()
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tiny_root))
     from_dataset = evaluate(untrained, resolve_env(ENV), [1], 2, None, 10_000, 0)  # env spec from the dataset
     assert [e["length"] for e in from_dataset["episodes"]] == [EPISODE_STEPS] * 2
 
 
-def test_offline_download_fails_fast_with_one_line(tmp_path, monkeypatch):
+def test_offline_download_fails_fast_with_one_line(tmp_path, monkeypatch, capsys):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -246,7 +251,8 @@ def test_offline_download_fails_fast_with_one_line(tmp_path, monkeypatch):
     t0 = time.perf_counter()
     with pytest.raises(SystemExit) as err:
         main(["data", "--spec", str(spec), "--env", ENV, "--out", str(tmp_path / "d.npz")])
-    msg = str(err.value.code)
+    assert err.value.code == 1
+    msg = capsys.readouterr().err.rstrip("\n")
     assert time.perf_counter() - t0 < 10
     assert "\n" not in msg and msg.startswith(f"error: {TINY_ID}: cannot download") and f"127.0.0.1:{port}" in msg
 

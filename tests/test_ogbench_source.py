@@ -8,8 +8,8 @@ import numpy as np
 import ogbench
 import pytest
 
-from cfgrl.data import DataError
-from cfgrl.ogbench_source import load_ogbench, npy_cache, parse_name
+from cfgrl.data.layout import DataError
+from cfgrl.data.ogbench import load_ogbench, npy_cache, parse_name
 
 NAMES = [
     "pointmaze-medium-navigate-v0",

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
+from cfgrl.core.nets import init_linear, make_null_goal, mlp
 from cfgrl.methods import METHODS, method_class
-from cfgrl.nets import init_linear, make_null_goal, mlp
 
 CPU = torch.device("cpu")
 OBS, ACT, GOAL = 11, 3, 4

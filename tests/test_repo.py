@@ -16,7 +16,7 @@ def test_ci_runs_the_readme_test_command_verbatim():
 
 
 def test_readme_spec_example_is_a_valid_spec(tmp_path):
-    from cfgrl.spec import eval_cells, load_spec
+    from cfgrl.pipeline.spec import load_spec
 
     text = (REPO / "README.md").read_text()
     block = text[text.index("## A spec"):]
@@ -24,5 +24,5 @@ def test_readme_spec_example_is_a_valid_spec(tmp_path):
     path = tmp_path / "my-run.yaml"
     path.write_text(block[:block.index("```")])
     spec = load_spec(path)
-    assert spec["sweeps"]["awr"]["entries"] == ["awr_t1", "awr_t3", "awr_t10"]
-    assert {c[3] for c in eval_cells(spec) if c[0] == "validation" and c[1].startswith("awr")} == {8, 9}
+    assert spec.sweeps["awr"].entries == ("awr_t1", "awr_t3", "awr_t10")
+    assert {c[3] for c in spec.cells() if c[0] == "validation" and c[1].startswith("awr")} == {8, 9}

@@ -1,10 +1,11 @@
 """report.md sections built from a synthetic cells table (no training): the paper-layout tables."""
 
 import pandas as pd
+import pytest
 import yaml
 
 from analysis.report import write_report
-from cfgrl.spec import load_spec
+from cfgrl.pipeline.spec import load_spec
 from tests.synthetic import synthetic_cells
 
 
@@ -25,4 +26,10 @@ def test_paper_layout_tables_from_synthetic_cells(tmp_path):
     assert "782 ± 8" in row and "603 ± 8" in row  # the paper's CFGRL and AWR walker-stand numbers beside ours
     latex = (tmp_path / "tables" / "table1.tex").read_text()
     assert latex.count("{") == latex.count("}") and r"\toprule" in latex and "walker-stand" in latex
-    assert isinstance(pd.read_csv(tmp_path / "stats.csv"), pd.DataFrame)
+    stats = pd.read_csv(tmp_path / "stats.csv")
+    assert {"method", "env", "w", "metric", "n_seeds", "mean", "ci_low", "ci_high"} <= set(stats.columns)
+    row = stats[(stats["method"] == "cfgrl") & (stats["w"] == 3) & (stats["env"] == "walker-stand")
+                & (stats["metric"] == "return")].iloc[0]
+    walker = cells[(cells["method"] == "cfgrl") & (cells["w"] == 3) & (cells["env"] == "walker-stand")]
+    assert row["n_seeds"] == 4 and row["mean"] == pytest.approx(walker["return"].mean())
+    assert row["ci_low"] < row["mean"] < row["ci_high"]

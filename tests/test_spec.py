@@ -4,7 +4,7 @@ import sys
 import pytest
 import yaml
 
-from cfgrl.spec import eval_cells, load_spec
+from cfgrl.pipeline.spec import SelectRule, load_spec
 from tests.conftest import REPO, assert_spec_error, mutated
 from tests.conftest import write_spec as write
 
@@ -18,9 +18,9 @@ GOOD = {
 
 def test_good_spec_loads_with_defaults(tmp_path):
     spec = load_spec(write(tmp_path, GOOD))
-    assert spec["envs"]["pointmaze-medium-navigate-v0"]["eval"]["episodes_per_task"] == 10
-    assert spec["envs"]["pointmaze-medium-navigate-v0"]["data"]["noise"] == 0.2
-    cells = eval_cells(spec)
+    assert spec.envs["pointmaze-medium-navigate-v0"].episodes_per_task == 10
+    assert spec.envs["pointmaze-medium-navigate-v0"].data["noise"] == 0.2
+    cells = spec.cells()
     assert len(cells) == 2 * 1 + 2 * 3
     assert ("test", "gc_cfgrl", "pointmaze-medium-navigate-v0", 1, "2.5") in cells
     assert ("test", "gcbc", "pointmaze-medium-navigate-v0", 0, "none") in cells
@@ -44,7 +44,7 @@ CASES = [
      "must be a number, got 'high'"),
     ("empty seed list", lambda s: s.__setitem__("seeds", []), "seeds", "must not be empty"),
     ("wrong config type", lambda s: s["methods"]["gcbc"]["config"].__setitem__("steps", "many"),
-     "methods.gcbc.config.steps", "must be int"),
+     "methods.gcbc.config.steps", "must be an integer"),
     ("w on unguided method", lambda s: s["methods"]["gcbc"].__setitem__("w", [1]), "methods.gcbc.w",
      "takes no guidance weight"),
     ("max over test refused", lambda s: s["methods"]["gc_cfgrl"].__setitem__("select", {"type": "max"}),
@@ -67,7 +67,7 @@ def test_method_envs_restrict_training_and_evaluation(tmp_path):
         for entry in s["methods"].values():
             entry["envs"] = ["pointmaze-medium-navigate-v0"]
         s["methods"]["awr"] = {"envs": ["cheetah-run"], "config": {"steps": 10}}
-    cells = eval_cells(load_spec(write(tmp_path, _mutated(change))))
+    cells = load_spec(write(tmp_path, _mutated(change))).cells()
     assert {(c[1], c[2]) for c in cells} == {("gcbc", "pointmaze-medium-navigate-v0"),
                                              ("gc_cfgrl", "pointmaze-medium-navigate-v0"), ("awr", "cheetah-run")}
     assert len(cells) == 2 * (1 + 3 + 1)
@@ -76,7 +76,7 @@ def test_method_envs_restrict_training_and_evaluation(tmp_path):
 def test_validation_rule_adds_validation_cells(tmp_path):
     spec = _mutated(lambda s: s["methods"]["gc_cfgrl"].__setitem__("select", {"type": "validation",
                                                                              "on": "episodes"}))
-    cells = eval_cells(load_spec(write(tmp_path, spec)))
+    cells = load_spec(write(tmp_path, spec)).cells()
     assert sum(c[0] == "validation" for c in cells) == 2 * 3  # gc_cfgrl only: 2 seeds x 3 w
     assert ("validation", "gc_cfgrl", "pointmaze-medium-navigate-v0", 0, "2.5") in cells
 
@@ -91,7 +91,7 @@ def test_bare_on_key_is_read_as_on_not_true(tmp_path):
     path = tmp_path / "on.yaml"
     path.write_text(text)
     assert "on: episodes" in text  # YAML 1.1 reads this bare key as the boolean true
-    assert load_spec(path)["methods"]["gc_cfgrl"]["select"] == {"type": "validation", "on": "episodes"}
+    assert load_spec(path).methods["gc_cfgrl"].select == SelectRule("validation", on="episodes")
 
 
 def test_paper_specs_dry_run_through_snakemake(tmp_path):
@@ -124,20 +124,17 @@ def test_cli_check_spec_reports_the_error(tmp_path):
 
 def test_shipped_specs_are_valid():
     for path in sorted((REPO / "specs").glob("*.yaml")):
-        if path.name != "schema.yaml":
-            load_spec(path)
+        load_spec(path)
 
 
 def test_default_spec_covers_both_halves_of_the_paper():
-    from cfgrl.envs import resolve_env
-    from cfgrl.spec import method_envs
 
     spec = load_spec(REPO / "specs" / "default.yaml")
-    kinds = {resolve_env(e).kind for e in spec["envs"]}
+    kinds = {e.info.kind.name for e in spec.envs.values()}
     assert kinds == {"ogbench-goal", "dmc"}
-    assert all(spec["envs"][e]["data"]["source"] == "generate" for e in spec["envs"])  # offline
-    registries = {entry.get("method", m): method_envs(spec, m) for m, entry in spec["methods"].items()}
+    assert all(e.data["source"] == "generate" for e in spec.envs.values())  # offline
+    registries = {entry.registry: list(entry.envs) for entry in spec.methods.values()}
     assert {"gc_cfgrl", "gcbc", "cfgrl", "awr"} <= set(registries)
     assert registries["cfgrl"] == registries["awr"] == ["cheetah-run"]
-    assert spec["sweeps"]["awr"]["select"]["type"] == "validation"  # T chosen on validation episodes
-    assert spec["methods"]["cfgrl"]["select"]["type"] == "validation"
+    assert spec.sweeps["awr"].select.type == "validation"  # T chosen on validation episodes
+    assert spec.methods["cfgrl"].select.type == "validation"

@@ -6,7 +6,7 @@ import pytest
 
 from analysis.report import write_report
 from analysis.selection import reported_rows
-from cfgrl.spec import SpecError, eval_cells, load_spec
+from cfgrl.pipeline.spec import SpecError, load_spec
 from tests.conftest import assert_spec_error, mutated
 from tests.conftest import write_spec as write
 from tests.synthetic import TEMPERATURES, synthetic_cells
@@ -28,7 +28,7 @@ def mutated_spec(change):
 
 
 def test_sweep_on_episodes_adds_validation_cells_of_its_entries_only(tmp_path):
-    cells = eval_cells(load_spec(write(tmp_path, SPEC)))
+    cells = load_spec(write(tmp_path, SPEC)).cells()
     validation = [c for c in cells if c[0] == "validation"]
     assert {c[1] for c in validation} == set(AWR)
     assert len(validation) == len(AWR) * 2  # 4 entries x 2 seeds, no w
@@ -38,7 +38,7 @@ def test_sweep_on_episodes_adds_validation_cells_of_its_entries_only(tmp_path):
 def test_validation_on_seeds_trains_extra_seeds_that_are_never_reported(tmp_path):
     spec = mutated_spec(lambda s: s["methods"]["cfgrl"].__setitem__("select", {"type": "validation", "on": "seeds",
                                                                            "seeds": [7, 8]}))
-    cells = eval_cells(load_spec(write(tmp_path, spec)))
+    cells = load_spec(write(tmp_path, spec)).cells()
     cfg = [c for c in cells if c[1] == "cfgrl"]
     assert {c[3] for c in cfg if c[0] == "validation"} == {7, 8}
     assert {c[3] for c in cfg if c[0] == "test"} == {0, 1}

@@ -110,9 +110,18 @@ def test_latex_compiles(tmp_path):
 # ---- figures -----------------------------------------------------------------------------------------------
 
 
-def assert_written(paths):
+def assert_written(paths, colors=("#1f77b4", "#d62728")):
+    """Both files written, the PNG has something drawn on it, in the suite's colours (data, not just axes)."""
+    import matplotlib.colors as mcolors
+    import matplotlib.image as mimage
+
     assert [p.suffix for p in paths] == [".png", ".pdf"]
-    assert all(p.stat().st_size > 1000 for p in paths)
+    assert paths[1].read_bytes().startswith(b"%PDF") and paths[1].stat().st_size > 1000
+    img = mimage.imread(paths[0])[..., :3]
+    assert (img < 0.95).any(axis=-1).mean() > 0.02, "the figure is (nearly) blank"
+    for color in colors:  # the lines or bars of the data: pixels of the method colours
+        rgb = np.asarray(mcolors.to_rgb(color))
+        assert (np.abs(img - rgb).max(axis=-1) < 0.08).sum() > 20, f"no {color} drawn"
 
 
 @pytest.fixture(scope="module")
@@ -130,9 +139,10 @@ def test_fig_comparison(cells, tmp_path):
 
 
 def test_fig_gc_family(cells, tmp_path):
-    assert_written(plots.gc_family_vs_w(cells, tmp_path / "c", n_resamples=200))
+    family = ("#d62728", "#2ca02c")  # the guided method red, the first baseline green
+    assert_written(plots.gc_family_vs_w(cells, tmp_path / "c", n_resamples=200), family)
     flat_only = cells[~cells["method"].isin(["hcfgrl", "hgcbc"])]
-    assert_written(plots.gc_family_vs_w(flat_only, tmp_path / "c_flat", n_resamples=200))
+    assert_written(plots.gc_family_vs_w(flat_only, tmp_path / "c_flat", n_resamples=200), family)
 
 
 def test_gradient_concentration_and_figure(tmp_path):
@@ -149,7 +159,7 @@ def test_fig_distance_vs_w(tmp_path):
     rng = np.random.default_rng(0)
     data = pd.DataFrame([{"seed": s, "w": w, "distance": 0.02 * w ** 2 + 0.01 * rng.random(),
                           "success": 0.3 + 0.05 * w + 0.02 * rng.normal()} for s in range(3) for w in (0, 1, 2, 3)])
-    assert_written(plots.distance_vs_w(data, tmp_path / "e", n_resamples=200))
+    assert_written(plots.distance_vs_w(data, tmp_path / "e", n_resamples=200), ("#1f77b4",))
 
 
 def test_fig_aggregate(cells, tmp_path):

@@ -41,8 +41,6 @@ MEAN_TOL, STD_TOL = 0.04, 0.04
 CHECKED_W = (0.0, 1.0, 2.0)  # moments checked here; the rise with w is checked over 0 .. 3
 
 
-
-
 def train_toy_actor(draw_actions, p_opt, flow_steps: int, steps: int = 2500, batch: int = 512, lr: float = 1e-3,
                     seed: int = 0) -> CFGRL:
     """Train a CFGRL actor (3 x 128) on labelled toy actions; lr decays linearly to 0 to damp SGD noise."""
@@ -56,7 +54,8 @@ def train_toy_actor(draw_actions, p_opt, flow_steps: int, steps: int = 2500, bat
         optimal = torch.rand(batch, generator=g) < p_opt(actions[:, 0])
         for group in agent.optimizer.param_groups:
             group["lr"] = lr * (1 - i / steps)
-        agent.apply_loss(agent.actor_loss({"observations": obs, "actions": actions}, torch.where(optimal, 1.0, -1.0)))
+        agent.apply_loss(agent.actor_loss({"observations": obs, "actions": actions}, torch.where(optimal, 1.0, -1.0),
+                                          agent.generator))
     return agent
 
 

@@ -1,11 +1,12 @@
-import json
+from dataclasses import asdict
 
 import pytest
 import torch
 import yaml
 
-from cfgrl.spec import load_spec
-from cfgrl.train import load_agent, train
+from cfgrl.pipeline.provenance import data_hash
+from cfgrl.pipeline.spec import load_spec
+from cfgrl.pipeline.train import load_agent, train
 
 
 def _spec(tmp_path, method, steps):
@@ -39,7 +40,9 @@ def test_interrupted_then_resumed_training_is_bit_identical(tmp_path, tiny_navig
     rows = (tmp_path / "resumed" / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("step,steps_per_s") and len(rows) == 1 + 6
     agent, record = load_agent(tmp_path / "resumed" / "model.pt")
-    assert record["provenance"]["steps"] == 60 and json.dumps(record["config"])
+    assert record["provenance"]["steps"] == 60
+    assert record["config"] == asdict(spec.methods[method].config) and record["config"]["steps"] == 60
+    assert record["provenance"]["data_sha256"] == data_hash(tiny_navigate_data)
 
 
 def test_same_seed_same_parameters_other_seed_differs(tmp_path, tiny_navigate_data):

@@ -1,0 +1,159 @@
+"""Flow matching (rectified flow) for actions: the training pair and loss, the velocity network, and the
+classifier-free-guided Euler sampler every flow policy samples with.
+
+Convention: a0 ~ N(0, I) is noise at t = 0, the data action a1 sits at t = 1,
+a_t = (1 - t) a0 + t a1, and the network regresses the constant velocity a1 - a0.
+
+Guidance convention (the paper's): v = v_null + w (v_cond - v_null), so w = 0 samples the unconditional policy,
+w = 1 the conditional one and w > 1 extrapolates past it. Libraries that write v = v_cond + s (v_cond - v_null)
+(e.g. some diffusion toolkits' "guidance scale") use s = w - 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from cfgrl.core.nets import check_choice, mlp
+
+TIME_EMBEDDINGS = ("scalar", "sinusoidal")  # how the velocity network sees t: one raw input, or sin/cos features
+# velocity_fn(a_t (B, A), t (B, 1)) -> (v_cond (B, A), v_null (B, A))
+GuidedVelocity = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def flow_pair(actions: torch.Tensor, generator: torch.Generator, time_grid: int = 0
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The flow-matching input a_t, time t (B, 1) and target velocity for data actions (B, A).
+
+    Draws the noise a0 (B, A), then t: time_grid 0: t ~ U[0, 1] (the OGBench code); time_grid N > 0: t uniform on
+    the N + 1 grid points {0, 1/N, ..., 1} (the ExORL code with N = 32; sample with flow_steps = N so the sampler
+    visits the same grid). a_t = (1 - t) a0 + t a, target velocity a - a0.
+    """
+    noise = torch.randn(actions.shape, generator=generator, device=actions.device, dtype=actions.dtype)
+    if time_grid <= 0:
+        t = torch.rand((actions.shape[0], 1), generator=generator, device=actions.device, dtype=actions.dtype)
+    else:
+        t = torch.randint(0, time_grid + 1, (actions.shape[0], 1), generator=generator, device=actions.device)
+        t = t.to(actions.dtype) / time_grid
+    return (1.0 - t) * noise + t * actions, t, actions - noise
+
+
+
+def flow_matching_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-sample squared error averaged over action dims: (B, A), (B, A) -> (B,); its batch mean is the
+    reference's jnp.mean((pred - vel) ** 2)."""
+    return ((predicted - target) ** 2).mean(dim=-1)
+
+
+def drop_to_null(conditions: torch.Tensor, null: torch.Tensor, p: float, generator: torch.Generator
+                 ) -> torch.Tensor:
+    """Classifier-free training dropout: each row of `conditions` (B, D) replaced by the learned `null` (D,) with
+    probability p (one uniform draw per row from `generator`)."""
+    drop = torch.rand(conditions.shape[0], 1, generator=generator, device=conditions.device) < p
+    return torch.where(drop, null.expand_as(conditions), conditions)
+
+
+def guide(v_cond: torch.Tensor, v_null: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Classifier-free guidance v = v_null + w (v_cond - v_null), written so that w = 0 returns
+    v_null and w = 1 returns v_cond bit for bit. v_* (B, A), w (B, 1) or scalar."""
+    return (1.0 - w) * v_null + w * v_cond
+
+
+def guided_euler_sample(
+    velocity: GuidedVelocity,
+    noise: torch.Tensor,
+    w: torch.Tensor,
+    steps: int,
+    clip: float | None = 1.0,
+) -> torch.Tensor:
+    """Integrate the guided velocity from t = 0 (noise (B, A)) to t = 1 with `steps` Euler steps.
+
+    w: (B,) guidance weight per row. Returns actions (B, A), clipped to [-clip, clip] when clip is set.
+    """
+    if steps < 1:
+        raise ValueError("flow steps must be >= 1")
+    a = noise
+    w_col = w.reshape(-1, 1).to(noise.dtype)
+    dt = 1.0 / steps
+    for i in range(steps):
+        t = torch.full((a.shape[0], 1), i * dt, device=a.device, dtype=a.dtype)
+        v_cond, v_null = velocity(a, t)
+        a = a + guide(v_cond, v_null, w_col) * dt
+    if clip is not None:
+        a = a.clamp(-clip, clip)
+    return a
+
+
+# ---------------------------------------------------------------------------------------------- flow velocity
+
+def sinusoidal_time_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
+    """t (B, 1) in [0, 1] -> (B, dim): [cos(t' f_k), sin(t' f_k)] with t' = max_period * t and frequencies
+    f_k = max_period^(-k / (dim/2)), k = 0 .. dim/2 - 1 (the transformer embedding of a step index in 0..max_period;
+    the ExORL CFGRL actor embeds its grid time like this with dim 16)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=t.dtype) / half)
+    args = (t * max_period) * freqs
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+class FlowVelocity(nn.Module):
+    """Velocity field v(cond, a_t, t) of a flow-matching policy: an MLP on [cond, a_t, time features].
+
+    time_embedding 'scalar': t is one raw input (OGBench code); 'sinusoidal': a `time_dim`-d sinusoidal
+    embedding (ExORL code). cond is whatever conditions the policy (observation, goal, label embedding).
+    arch 'ogbench' is the reference's GCActorVectorField (one MLP, Xavier-uniform output layer); arch 'exorl' its
+    ExORL DiffusionPolicy (a trunk with activate_final, so no LayerNorm on the last hidden layer, then a plain
+    flax Dense output layer: LeCun truncated-normal init).
+    """
+
+    def __init__(self, cond_dim: int, action_dim: int, hidden: Sequence[int], activation: str = "gelu",
+                 layer_norm: bool = False, time_embedding: str = "scalar", time_dim: int = 16, *,
+                 arch: str = "ogbench", init: str = "parity", generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        check_choice(time_embedding, TIME_EMBEDDINGS, "time_embedding")
+        self.time_embedding, self.time_dim = time_embedding, time_dim
+        t_dim = 1 if time_embedding == "scalar" else time_dim
+        exorl = arch == "exorl"
+        self.net = mlp(cond_dim + action_dim + t_dim, hidden, action_dim, activation, layer_norm, arch=arch,
+                       init=init, norm_last_hidden=not exorl, out_init="lecun" if exorl else "xavier",
+                       generator=generator)
+
+    def forward(self, cond: torch.Tensor, a_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """cond (B, C), a_t (B, A), t (B, 1) -> velocity (B, A)."""
+        if self.time_embedding == "sinusoidal":
+            t = sinusoidal_time_embedding(t, self.time_dim)
+        out: torch.Tensor = self.net(torch.cat([cond, a_t, t], dim=-1))
+        return out
+
+
+def flow_act(net: FlowVelocity, cond: torch.Tensor, null_cond: torch.Tensor | None, w: torch.Tensor | float,
+             generator: torch.Generator, steps: int, action_dim: int, clip: float | None = 1.0) -> torch.Tensor:
+    """Sample actions (B, A) in [-1, 1] by Euler-integrating v = v(null) + w (v(cond) - v(null)) from noise.
+
+    cond, null_cond (B, C): the conditional and the null conditioning rows (null_cond None: unguided, v(cond)).
+    w: scalar or (B,), each row its own weight. The two branches go through the network as one batch of 2B
+    rows; when every w is 0 (or 1) only the needed branch is computed, so w = 0 / 1 reproduce it bit for bit.
+    clip: the samples are clipped to [-clip, clip]; None leaves them unclipped (e.g. subgoals of a hierarchical
+    policy, which live in goal space, not the action box).
+    """
+    b = cond.shape[0]
+    w = torch.as_tensor(w, dtype=cond.dtype, device=cond.device).expand(b)
+    if null_cond is None:
+        need_cond, need_null = True, False
+        w = torch.ones_like(w)
+    else:
+        need_cond, need_null = bool((w != 0).any()), bool((w != 1).any())
+    both = torch.cat([cond, null_cond]) if null_cond is not None and need_cond and need_null else None
+
+    def velocity(a: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if both is not None:
+            v = net(both, a.repeat(2, 1), t.repeat(2, 1))
+            return v[:b], v[b:]
+        v = net(cond if need_cond else null_cond, a, t)
+        return v, v
+
+    noise = torch.randn((b, action_dim), generator=generator, device=cond.device, dtype=cond.dtype)
+    return guided_euler_sample(velocity, noise, w, steps, clip=clip)

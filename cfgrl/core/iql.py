@@ -1,0 +1,127 @@
+"""The IQL critic shared by the offline-RL methods (CFGRL, AWR): twin Q, V, and a Polyak-averaged target twin Q.
+
+Losses (Kostrikov et al. 2022, as in the authors' OGBench and ExORL code):
+- V(s): expectile regression, weight |expectile - 1[q - V < 0]| on (q - V)^2, q = min of the TARGET twin Q(s, a).
+- Q_i(s, a): MSE to r + discount * mask * V(s') (V of the online value network, no gradient), summed over i
+  (OGBench code) or averaged over i (ExORL code: `arch='exorl'`).
+- target twin Q <- (1 - tau) target + tau online, once per gradient step from the online parameters before that
+  step (`update_target`; both reference codes update the target from the pre-step critic).
+
+The critic is a module, not an agent: an agent adds the critic losses to its actor loss and steps one optimiser,
+calling `update_target` between the backward pass and the step (its `before_step`, cfgrl.core.agent.Agent).
+`losses` also returns the advantage A = min_i Q_i(s, a) - V(s) of the batch from the forward passes the losses
+already made, so a method needs no extra critic forward pass for its actor.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from cfgrl.core.agent import TrainConfig
+from cfgrl.core.nets import ACTIVATIONS, mlp
+
+
+@dataclass
+class IQLConfig(TrainConfig):
+    """Critic fields shared by every method built on the IQL critic (each method's config subclasses this)."""
+
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"value_activation": tuple(ACTIVATIONS)}
+
+    value_hidden: tuple[int, ...] = (256, 256, 256)  # Q and V MLP widths (paper: 4 x 512 OGBench, 3 x 512 ExORL)
+    value_activation: str = "gelu"  # Q / V hidden activation (OGBench code: GELU; ExORL code: Mish)
+    value_layer_norm: bool = True  # LayerNorm in Q / V (both codes: yes)
+    discount: float = 0.99  # gamma in the Q target r + gamma * mask * V(s')
+    tau: float = 0.005  # Polyak rate of the target twin Q
+    expectile: float = 0.9  # IQL expectile of the V loss (paper: 0.9; 0.5 makes V the behaviour value)
+
+
+def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
+    """Per-element asymmetric squared loss: expectile * diff^2 where diff >= 0, (1 - expectile) * diff^2 else."""
+    weight = torch.where(diff >= 0, expectile, 1.0 - expectile)
+    return weight * diff.pow(2)
+
+
+class IQLCritic(nn.Module):
+    """Twin Q(s, a) and V(s) MLPs (cfgrl.core.nets.mlp) plus a target copy of the twin Q.
+
+    Batch keys: 'observations' (B, obs_dim), 'actions' (B, A), 'rewards' (B,), 'masks' (B,) (0 where s' is
+    terminal), 'next_observations' (B, obs_dim).
+    """
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden: Sequence[int], activation: str = "gelu",
+                 layer_norm: bool = True, discount: float = 0.99, tau: float = 0.005,
+                 expectile: float = 0.9, *, arch: str = "ogbench", init: str = "parity",
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.discount, self.tau, self.expectile = discount, tau, expectile
+        self.head_reduction = "mean" if arch == "exorl" else "sum"
+        self.q = nn.ModuleList([mlp(obs_dim + action_dim, hidden, 1, activation, layer_norm, arch=arch, init=init,
+                                    generator=generator) for _ in range(2)])
+        self.target_q = copy.deepcopy(self.q).requires_grad_(False)
+        self.v = mlp(obs_dim, hidden, 1, activation, layer_norm, arch=arch, init=init, generator=generator)
+
+    @classmethod
+    def from_config(cls, config: IQLConfig, obs_dim: int, action_dim: int, **net_options: Any) -> IQLCritic:
+        """The critic of a method config; net_options: arch, init, generator (`Agent.net_options()`)."""
+        return cls(obs_dim, action_dim, config.value_hidden, config.value_activation, config.value_layer_norm,
+                   config.discount, config.tau, config.expectile, **net_options)
+
+    def q_values(self, obs: torch.Tensor, actions: torch.Tensor, use_target: bool = False) -> torch.Tensor:
+        """Both Q heads: obs (B, obs_dim), actions (B, A) -> (2, B)."""
+        x = torch.cat([obs, actions], dim=-1)
+        nets = self.target_q if use_target else self.q
+        return torch.stack([net(x).squeeze(-1) for net in nets])
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """V: obs (B, obs_dim) -> (B,)."""
+        out: torch.Tensor = self.v(obs).squeeze(-1)
+        return out
+
+    @torch.no_grad()
+    def advantage(self, obs: torch.Tensor, actions: torch.Tensor, use_target: bool = False) -> torch.Tensor:
+        """A(s, a) = min_i Q_i(s, a) - V(s), with the online or the target twin Q (no gradient): (B,)."""
+        return self.q_values(obs, actions, use_target).min(0).values - self.value(obs)
+
+    def losses(self, batch: dict[str, torch.Tensor], advantage_from: str = "online"
+               ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """Critic + value loss, detached metrics, and the batch advantage (B,) (no gradient).
+
+        advantage_from: 'online' (min of the online twin Q, OGBench code) or 'target' (min of the target twin
+        Q, ExORL code); either way V(s) is the online V, and A comes from forward passes the losses make anyway.
+        """
+        if advantage_from not in ("online", "target"):
+            raise ValueError(f"advantage_from must be 'online' or 'target', got {advantage_from!r}")
+        obs, actions = batch["observations"], batch["actions"]
+        with torch.no_grad():
+            next_v = self.value(batch["next_observations"])
+            q_target = batch["rewards"] + self.discount * batch["masks"] * next_v
+            q_min_target = self.q_values(obs, actions, use_target=True).min(0).values
+        qs = self.q_values(obs, actions)
+        squared = (qs - q_target).pow(2)
+        critic_loss = (squared.sum(0) if self.head_reduction == "sum" else squared.mean(0)).mean()
+        v = self.value(obs)
+        value_loss = expectile_loss(q_min_target - v, self.expectile).mean()
+        with torch.no_grad():
+            q_min = q_min_target if advantage_from == "target" else qs.detach().min(0).values
+            adv = q_min - v.detach()
+            info = {
+                "critic/loss": critic_loss.detach(),
+                "critic/q_mean": qs.mean(),
+                "critic/q_target_mean": q_target.mean(),
+                "value/loss": value_loss.detach(),
+                "value/v_mean": v.mean(),
+                "value/v_max": v.max(),
+                "value/v_min": v.min(),
+            }
+        return critic_loss + value_loss, info, adv
+
+    @torch.no_grad()
+    def update_target(self) -> None:
+        """target <- target + tau (online - target), for every parameter of the twin Q."""
+        torch._foreach_lerp_(list(self.target_q.parameters()), list(self.q.parameters()), self.tau)

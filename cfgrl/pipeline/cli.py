@@ -1,0 +1,221 @@
+"""Command line: the thin layer the Snakemake rules call. `cfgrl --help` lists the commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from cfgrl.pipeline.spec import EnvEntry, MethodEntry, Spec, load_spec
+
+
+class UsageError(ValueError):
+    """A command called with arguments that do not fit (one line)."""
+
+
+def _env_entry(spec: Spec, env: str) -> EnvEntry:
+    if env not in spec.envs:
+        raise UsageError(f"{spec.path}: envs: '{env}' is not one of the spec's envs ({', '.join(spec.envs)})")
+    return spec.envs[env]
+
+
+def _method_entry(spec: Spec, label: str, env: str) -> MethodEntry:
+    if label not in spec.methods:
+        raise UsageError(f"{spec.path}: methods: '{label}' is not one of the spec's method entries")
+    entry = spec.methods[label]
+    if env not in entry.envs:
+        raise UsageError(f"{spec.path}: methods.{label}: does not run on '{env}' (its envs: {', '.join(entry.envs)})")
+    return entry
+
+
+def cmd_check_spec(args: argparse.Namespace) -> None:
+    spec = load_spec(args.spec)
+    cells = spec.cells()
+    n_train = len({(m, e, s) for _, m, e, s, _ in cells})
+    print(f"{args.spec}: ok ({n_train} training runs, {len(cells)} evaluation cells)")
+
+
+def cmd_data(args: argparse.Namespace) -> None:
+    spec = load_spec(args.spec)
+    entry = _env_entry(spec, args.env)
+    print(entry.info.kind.make_dataset(entry.info, dict(entry.data), args.out, args.workers, args.exorl_root))
+
+
+def cmd_exorl_domain(args: argparse.Namespace) -> None:
+    """Download or generate one ExORL domain's episodes into <root>/<domain>/rnd (shared by its tasks)."""
+    from cfgrl.envs.registry import DMC_KIND
+    from cfgrl.io import atomic_write_json
+
+    spec = load_spec(args.spec)
+    data = next((dict(e.data) for e in spec.envs.values() if e.info.exorl_domain == args.domain), None)
+    if data is None:
+        raise UsageError(f"{args.spec}: no env of the spec reads ExORL domain '{args.domain}'")
+    folder = DMC_KIND.make_domain(args.domain, data, args.root, args.workers)
+    atomic_write_json(folder / "ready.json", {"domain": args.domain, "data": data})
+    print(f"{args.domain}: episodes ready in {folder}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from cfgrl.pipeline.train import train
+
+    spec = load_spec(args.spec)
+    _method_entry(spec, args.method, args.env)
+    result = train(spec, args.method, args.env, args.seed, args.data, args.out, threads=args.threads)
+    print(f"done: {result}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    import torch
+
+    from cfgrl.envs.registry import MINARI
+    from cfgrl.io import atomic_write_json
+    from cfgrl.pipeline.evaluate import action_shift, evaluate
+    from cfgrl.pipeline.provenance import provenance
+    from cfgrl.pipeline.train import load_agent, make_sampler
+    from cfgrl.seeding import derive_seed
+
+    spec = load_spec(args.spec)
+    torch.set_num_threads(args.threads or spec.eval.threads)
+    env_entry = _env_entry(spec, args.env)
+    _method_entry(spec, args.method, args.env)
+    agent, record = load_agent(args.model)
+    w = None if args.w in (None, "none") else float(args.w)
+    if agent.guided and w is None:
+        raise UsageError(f"method {args.method} needs --w")
+    eval_seed = spec.eval.base(args.split)
+    info = env_entry.info
+    env_spec = None
+    if info.kind is MINARI:  # the evaluation env `cfgrl data` recorded, else the local dataset's own
+        if args.data is not None:
+            with np.load(args.data) as d:
+                env_spec = str(d["env_spec"]) if "env_spec" in d.files else None
+        if env_spec is None:
+            from cfgrl.data.minari import eval_env_spec
+
+            env_spec = eval_env_spec(info.eval_env_id, env_entry.data.get("path"))
+    result = evaluate(agent, info, list(env_entry.tasks), env_entry.episodes_per_task, w, eval_seed, args.seed,
+                      env_spec=env_spec)
+    if agent.guided and args.data is not None:  # the reviewers' question: how far does pi_w move from pi_0?
+        sampler = make_sampler(info, args.data, type(agent), agent.config)
+        states = sampler.sample(512, np.random.default_rng([args.seed, 3]))
+        result["distance_to_w0"] = action_shift(agent, states, w, derive_seed(eval_seed, args.seed, 0, 3))
+    settings = {"temperature": float(agent.temperature)} if hasattr(agent, "temperature") else {}
+    result.update(method=args.method, registry=record["method"], settings=settings, env=args.env, seed=args.seed,
+                  w=w, split=args.split,
+                  provenance=provenance(spec, device=str(agent.device), eval_seed=eval_seed,
+                                        model=str(args.model), train_provenance=record["provenance"]))
+    atomic_write_json(args.out, result)
+    print(f"{args.method} {args.env} seed{args.seed} w={w}: success {result['success']:.3f}, return "
+          f"{result['return']:.2f} ({len(result['episodes'])} episodes, {result['wall_s']:.1f} s)")
+
+
+def cmd_data_hash(args: argparse.Namespace) -> None:
+    from cfgrl.pipeline.provenance import data_hash
+
+    for path in args.files:
+        print(f"{data_hash(path)}  {path}")
+
+
+def cmd_cells(args: argparse.Namespace) -> None:
+    from analysis.cells import collect_cells
+    from cfgrl.io import atomic_write_text
+
+    table = collect_cells(args.results)
+    atomic_write_text(args.out, table.to_csv(index=False))
+    print(f"wrote {args.out}: {len(table)} cells")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # a batch job draws to files; chosen here, not when analysis is imported
+    from analysis.report import write_report
+
+    spec = load_spec(args.spec)
+    path = write_report(spec, args.cells, args.outdir)
+    print(f"wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["download"]:  # its own parser: download {ogbench NAME | exorl DOMAIN | url URL...}
+        from cfgrl.data.download import main_download
+
+        sys.exit(main_download(argv[1:]))
+    parser = argparse.ArgumentParser(prog="cfgrl", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check-spec", help="validate a spec and count its jobs")
+    p.add_argument("spec")
+    p.set_defaults(func=cmd_check_spec)
+
+    p = sub.add_parser("data", help="make one env's dataset (train .npz and its -val.npz)")
+    p.add_argument("--spec", required=True)
+    p.add_argument("--env", required=True)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--exorl-root", type=Path, default=None, help="folder of ExORL domains (dm_control envs)")
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("exorl-domain", help="download or generate one ExORL domain's episodes")
+    p.add_argument("--spec", required=True)
+    p.add_argument("--domain", required=True)
+    p.add_argument("--root", required=True, type=Path)
+    p.add_argument("--workers", type=int, default=None)
+    p.set_defaults(func=cmd_exorl_domain)
+
+    sub.add_parser("download", help="download a dataset, checksum-verified (see `cfgrl download --help`)")
+
+    p = sub.add_parser("train", help="train one (method, env, seed)")
+    for name in ("--spec", "--method", "--env", "--data"):
+        p.add_argument(name, required=True)
+    p.add_argument("--seed", required=True, type=int)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate one (method, env, seed, w) cell")
+    for name in ("--spec", "--method", "--env", "--model"):
+        p.add_argument(name, required=True)
+    p.add_argument("--seed", required=True, type=int)
+    p.add_argument("--w", default=None, help="guidance weight, or 'none' for unguided methods")
+    p.add_argument("--data", type=Path, default=None,
+                   help="dataset file whose states measure ||a_w - a_0||^2 (the training data)")
+    p.add_argument("--split", default="test", choices=["test", "validation"],
+                   help="test: the reported episodes; validation: separate episodes for choosing w")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("data-hash", help="sha256 of a dataset file's arrays (as recorded in every result)")
+    p.add_argument("files", nargs="+", type=Path)
+    p.set_defaults(func=cmd_data_hash)
+
+    p = sub.add_parser("cells", help="collect per-cell result files into one table")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("results", nargs="+")
+    p.set_defaults(func=cmd_cells)
+
+    p = sub.add_parser("report", help="statistics, figures and report.md from a cells table")
+    p.add_argument("--spec", required=True)
+    p.add_argument("--cells", required=True, type=Path)
+    p.add_argument("--outdir", required=True, type=Path)
+    p.set_defaults(func=cmd_report)
+
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except suite_errors() as err:  # the suite's own errors are one line; tracebacks are for real bugs
+        sys.stderr.write(f"error: {' '.join(str(err).split())}\n")
+        sys.exit(1)
+
+
+def suite_errors() -> tuple[type[BaseException], ...]:
+    """The exception types whose message is a complete one-line diagnosis (file and field or key named)."""
+    from cfgrl.data.download import DownloadError
+    from cfgrl.data.layout import DataError
+    from cfgrl.pipeline.spec import SpecError
+
+    return (SpecError, DataError, DownloadError, UsageError)
