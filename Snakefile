@@ -1,10 +1,11 @@
 # cfgrl workflow: data -> train (method, env, seed) -> evaluate (method, env, seed, w) -> cells -> report.
 # Spec: `--config spec=specs/X.yaml` or `--configfile specs/X.yaml`; the default is specs/default.yaml.
 # Rules are thin shell calls into the package CLI (`cfgrl ...`); the logic lives in cfgrl/ and analysis/.
+import re
 import sys
 from pathlib import Path
 
-from cfgrl.pipeline.spec import SpecError, load_spec
+from cfgrl.pipeline.spec import SpecError, load_spec, w_label
 
 DEFAULT_SPEC = (
     "specs/default.yaml"

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import torch
 
 from cfgrl.core.agent import Agent
+from cfgrl.core.flow import row_stable
 from cfgrl.core.gaussian import STD_MODES, GaussianPolicy, gaussian_log_prob
 from cfgrl.core.gradients import per_sample_grad_norms
 from cfgrl.core.iql import IQLConfig, IQLCritic
@@ -115,6 +116,8 @@ class AWR(Agent):
 
     @torch.no_grad()
     def act(self, observations: torch.Tensor, goals: torch.Tensor | None = None,
-            w: torch.Tensor | float = 1.0) -> torch.Tensor:
-        """The mean action clipped to [-1, 1] (goals and w are ignored)."""
-        return self.actor(observations)[0].clamp(-1.0, 1.0)
+            w: torch.Tensor | float = 1.0, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """The mean action clipped to [-1, 1] (goals, w and noise are ignored)."""
+        return row_stable(lambda x: self.actor(x)[0], observations).clamp(-1.0, 1.0)
+
+    noise_dim = 0

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import torch
 
 from cfgrl.core.agent import Agent, TrainConfig
+from cfgrl.core.flow import row_stable
 from cfgrl.core.gaussian import STD_MODES, GaussianPolicy, gaussian_log_prob
 
 
@@ -52,6 +53,8 @@ class BC(Agent):
 
     @torch.no_grad()
     def act(self, observations: torch.Tensor, goals: torch.Tensor | None = None,
-            w: torch.Tensor | float = 1.0) -> torch.Tensor:
-        """The mean action clipped to [-1, 1] (w is ignored; goals too unless goal-conditioned)."""
-        return self.actor(self.policy_input(observations, goals))[0].clamp(-1.0, 1.0)
+            w: torch.Tensor | float = 1.0, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """The mean action clipped to [-1, 1] (w and noise are ignored; goals too unless goal-conditioned)."""
+        return row_stable(lambda x: self.actor(x)[0], self.policy_input(observations, goals)).clamp(-1.0, 1.0)
+
+    noise_dim = 0

@@ -47,7 +47,8 @@ class FlowBC(Agent):
 
     @torch.no_grad()
     def act(self, observations: torch.Tensor, goals: torch.Tensor | None = None,
-            w: torch.Tensor | float = 1.0) -> torch.Tensor:
-        """observations (B, obs_dim) (goals (B, goal_dim) when goal-conditioned) -> actions (B, A); w ignored."""
+            w: torch.Tensor | float = 1.0, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """observations (B, obs_dim) (goals (B, goal_dim) when goal-conditioned) -> actions (B, A); w ignored;
+        noise: the starting noise (B, A) or None."""
         return flow_act(self.velocity, self.policy_input(observations, goals), None, 1.0, self.generator,
-                        self.config.flow_steps, self.action_dim)
+                        self.config.flow_steps, self.action_dim, noise=noise)

@@ -16,6 +16,7 @@ import torch
 
 from baselines.bc import BCConfig
 from cfgrl.core.agent import Agent
+from cfgrl.core.flow import row_stable
 from cfgrl.core.gaussian import GaussianPolicy, gaussian_log_prob
 from cfgrl.hcfgrl import LOW_GOALS, low_level_goals
 
@@ -72,13 +73,15 @@ class HGCBC(Agent):
     @torch.no_grad()
     def subgoals(self, observations: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
         """observations (B, obs_dim), goals (B, goal_dim) -> the high-level mean subgoals (B, goal_dim), unclipped."""
-        return self.high(self.policy_input(observations, goals))[0]
+        return row_stable(lambda x: self.high(x)[0], self.policy_input(observations, goals))
 
     @torch.no_grad()
     def act(self, observations: torch.Tensor, goals: torch.Tensor | None = None,
-            w: torch.Tensor | float = 1.0) -> torch.Tensor:
+            w: torch.Tensor | float = 1.0, noise: torch.Tensor | None = None) -> torch.Tensor:
         """observations (B, obs_dim), goals (B, goal_dim) -> the low-level mean action (B, A) toward the
-        high-level mean subgoal, clipped to [-1, 1] (w is ignored)."""
+        high-level mean subgoal, clipped to [-1, 1] (w and noise are ignored)."""
         assert goals is not None, "HGCBC needs goals"
         subgoals = self.subgoals(observations, goals)
-        return self.low(self.policy_input(observations, subgoals))[0].clamp(-1.0, 1.0)
+        return row_stable(lambda x: self.low(x)[0], self.policy_input(observations, subgoals)).clamp(-1.0, 1.0)
+
+    noise_dim = 0

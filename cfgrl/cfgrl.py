@@ -157,13 +157,13 @@ class CFGRL(Agent):
 
     @torch.no_grad()
     def act(self, observations: torch.Tensor, goals: torch.Tensor | None = None,
-            w: torch.Tensor | float = 1.0) -> torch.Tensor:
+            w: torch.Tensor | float = 1.0, noise: torch.Tensor | None = None) -> torch.Tensor:
         """observations (B, obs_dim), w scalar or (B,) -> actions (B, A) in [-1, 1]; goals are ignored.
 
         Null and positive branches share one forward pass of 2B rows per Euler step; only the needed branch runs
-        when every w is 0 (or 1)."""
+        when every w is 0 (or 1). noise: the starting noise (B, A) (None: drawn from the agent's generator)."""
         b = observations.shape[0]
         labels = torch.full((b,), POSITIVE, dtype=torch.long, device=observations.device)
         return flow_act(self.actor.velocity, self.actor.cond(observations, labels),
                         self.actor.cond(observations, torch.full_like(labels, NULL)), w, self.generator,
-                        self.config.flow_steps, self.action_dim)
+                        self.config.flow_steps, self.action_dim, noise=noise)

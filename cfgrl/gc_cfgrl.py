@@ -56,10 +56,11 @@ class GCCFGRL(Agent):
 
     @torch.no_grad()
     def act(self, observations: torch.Tensor, goals: torch.Tensor | None = None,
-            w: torch.Tensor | float = 1.0) -> torch.Tensor:
+            w: torch.Tensor | float = 1.0, noise: torch.Tensor | None = None) -> torch.Tensor:
         """observations (B, obs_dim), goals (B, goal_dim), w scalar or (B,) -> actions (B, A) (guided between the
-        goal and the learned null goal; see cfgrl.core.flow.flow_act)."""
+        goal and the learned null goal; see cfgrl.core.flow.flow_act); noise: the starting noise (B, A) or None."""
         assert goals is not None, "goal-conditioned CFGRL needs goals"
         cond = torch.cat([observations, goals], dim=-1)
         null = torch.cat([observations, self.null_goal.expand_as(goals)], dim=-1)
-        return flow_act(self.velocity, cond, null, w, self.generator, self.config.flow_steps, self.action_dim)
+        return flow_act(self.velocity, cond, null, w, self.generator, self.config.flow_steps, self.action_dim,
+                        noise=noise)

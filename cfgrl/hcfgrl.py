@@ -123,27 +123,32 @@ class HierarchicalFlow(Agent):
 
     @torch.no_grad()
     def sample_subgoals(self, observations: torch.Tensor, goals: torch.Tensor,
-                        w: torch.Tensor | float = 1.0) -> torch.Tensor:
+                        w: torch.Tensor | float = 1.0, noise: torch.Tensor | None = None) -> torch.Tensor:
         """observations (B, obs_dim), goals (B, goal_dim), w scalar or (B,) -> subgoals (B, goal_dim), unclipped,
         from the high-level flow guided with w between the goal and the high-level null goal (w ignored when
-        unguided)."""
+        unguided); noise: its starting noise (B, goal_dim) or None."""
         cond = self.policy_input(observations, goals)
         return flow_act(self.high, cond, self._null_rows(observations, self.high_null_goal), w, self.generator,
-                        self.config.flow_steps, self.goal_dim, clip=None)
+                        self.config.flow_steps, self.goal_dim, clip=None, noise=noise)
 
     @torch.no_grad()
     def act(self, observations: torch.Tensor, goals: torch.Tensor | None = None,
-            w: torch.Tensor | float = 1.0) -> torch.Tensor:
+            w: torch.Tensor | float = 1.0, noise: torch.Tensor | None = None) -> torch.Tensor:
         """observations (B, obs_dim), goals (B, goal_dim), w scalar or (B,) -> actions (B, A) in [-1, 1].
 
         A fresh subgoal is sampled at every call (high level, guided with w), then the action from the low level
-        conditioned on it (guided with the same w). Draws the subgoal noise (B, goal_dim), then the action noise
-        (B, A), from the agent's generator."""
+        conditioned on it (guided with the same w). noise (B, goal_dim + A): the subgoal's starting noise, then the
+        action's; None draws them, in that order, from the agent's generator."""
         assert goals is not None, f"{type(self).__name__} needs goals"
-        subgoals = self.sample_subgoals(observations, goals, w)
+        sub_noise, act_noise = (None, None) if noise is None else (noise[:, :self.goal_dim], noise[:, self.goal_dim:])
+        subgoals = self.sample_subgoals(observations, goals, w, sub_noise)
         return flow_act(self.low, self.policy_input(observations, subgoals),
                         self._null_rows(observations, self.low_null_goal), w, self.generator, self.config.flow_steps,
-                        self.action_dim)
+                        self.action_dim, noise=act_noise)
+
+    @property
+    def noise_dim(self) -> int:
+        return self.goal_dim + self.action_dim
 
 
 class HCFGRL(HierarchicalFlow):

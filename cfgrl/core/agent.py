@@ -51,7 +51,9 @@ class Agent(nn.Module):
       dropout) comes from `generator`, so a validation loss can use a stream of its own.
     - `update(batch) -> info`: one gradient step on `loss(batch, self.generator)`, written once here (an agent with
       target networks updates them in `before_step`). No host sync: metrics stay tensors until the loop logs.
-    - `act(observations (B, obs_dim), goals (B, goal_dim) | None, w (B,) | float)`: actions (B, A) in [-1, 1].
+    - `act(observations (B, obs_dim), goals (B, goal_dim) | None, w (B,) | float, noise (B, noise_dim) | None)`:
+      actions (B, A) in [-1, 1]; `noise` is the row's own randomness (None: drawn from the agent's generator), so
+      evaluation can give every episode a stream of its own whatever shares its batch.
     - `batch_kind` (class attribute): the batches it trains on ('transitions', 'goals', 'subgoals' or 'any'; see
       cfgrl.data.samplers.BatchRequest); `batch_options(config)` adds the goal-sampling options.
     - `full_state()` / `load_full_state()`: networks, optimiser, sampling RNG and step, so a run resumes exactly;
@@ -168,5 +170,11 @@ class Agent(nn.Module):
         self.step = int(state["step"])
 
     def act(self, observations: torch.Tensor, goals: torch.Tensor | None = None,
-            w: torch.Tensor | float = 1.0) -> torch.Tensor:
+            w: torch.Tensor | float = 1.0, noise: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
+
+    @property
+    def noise_dim(self) -> int:
+        """Standard normal numbers one `act` call consumes per row (its `noise` argument's width): the action
+        dimension for flow policies, goal_dim + action_dim for hierarchical ones, 0 for mean-action policies."""
+        return self.action_dim

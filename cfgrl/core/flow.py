@@ -129,13 +129,33 @@ class FlowVelocity(nn.Module):
         return out
 
 
+MIN_ROWS = 16  # a network call on fewer rows is padded to this many (see `row_stable`)
+
+
+def row_stable(fn: Callable[..., torch.Tensor], *inputs: torch.Tensor) -> torch.Tensor:
+    """fn(*inputs) on row batches (B, ...), computed so that each output row depends on its own input row only,
+    not on the batch size: on CPU, matrix products with very few rows take another kernel (measured with MKL:
+    1-3 rows round differently from 4 or more), so batches under MIN_ROWS rows are padded by repeating their
+    last row and cut back. Evaluation relies on it: an episode's actions are the same whether it runs alone or
+    beside others, whatever w they use, and as the batch shrinks when episodes end."""
+    b = inputs[0].shape[0]
+    if b >= MIN_ROWS or b == 0:
+        return fn(*inputs)
+    pad = [torch.cat([x, x[-1:].expand(MIN_ROWS - b, *x.shape[1:])]) for x in inputs]
+    return fn(*pad)[:b]
+
+
 def flow_act(net: FlowVelocity, cond: torch.Tensor, null_cond: torch.Tensor | None, w: torch.Tensor | float,
-             generator: torch.Generator, steps: int, action_dim: int, clip: float | None = 1.0) -> torch.Tensor:
+             generator: torch.Generator, steps: int, action_dim: int, clip: float | None = 1.0,
+             noise: torch.Tensor | None = None) -> torch.Tensor:
     """Sample actions (B, A) in [-1, 1] by Euler-integrating v = v(null) + w (v(cond) - v(null)) from noise.
 
     cond, null_cond (B, C): the conditional and the null conditioning rows (null_cond None: unguided, v(cond)).
     w: scalar or (B,), each row its own weight. The two branches go through the network as one batch of 2B
-    rows; when every w is 0 (or 1) only the needed branch is computed, so w = 0 / 1 reproduce it bit for bit.
+    rows; when every w is 0 (or 1) only the needed branch is computed, which gives the same numbers as computing
+    both (row_stable: each row's velocity is independent of the batch), so w = 0 / 1 reproduce it bit for bit.
+    noise: the starting noise a0 (B, A); None draws it from `generator`. Evaluation passes each episode's own
+    stream, so a row's actions do not depend on which other rows share its batch.
     clip: the samples are clipped to [-clip, clip]; None leaves them unclipped (e.g. subgoals of a hierarchical
     policy, which live in goal space, not the action box).
     """
@@ -150,10 +170,11 @@ def flow_act(net: FlowVelocity, cond: torch.Tensor, null_cond: torch.Tensor | No
 
     def velocity(a: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if both is not None:
-            v = net(both, a.repeat(2, 1), t.repeat(2, 1))
+            v = row_stable(net, both, a.repeat(2, 1), t.repeat(2, 1))
             return v[:b], v[b:]
-        v = net(cond if need_cond else null_cond, a, t)
+        v = row_stable(net, cond if need_cond or null_cond is None else null_cond, a, t)
         return v, v
 
-    noise = torch.randn((b, action_dim), generator=generator, device=cond.device, dtype=cond.dtype)
-    return guided_euler_sample(velocity, noise, w, steps, clip=clip)
+    if noise is None:
+        noise = torch.randn((b, action_dim), generator=generator, device=cond.device, dtype=cond.dtype)
+    return guided_euler_sample(velocity, noise.to(cond.dtype), w, steps, clip=clip)

@@ -67,12 +67,14 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    """Every requested cell of one checkpoint (w values x splits) in one lockstep batch, one JSON per cell."""
     import torch
 
     from cfgrl.envs.registry import MINARI
     from cfgrl.io import atomic_write_json
-    from cfgrl.pipeline.evaluate import action_shift, evaluate
+    from cfgrl.pipeline.evaluate import action_shifts, evaluate_checkpoint
     from cfgrl.pipeline.provenance import provenance
+    from cfgrl.pipeline.spec import w_label
     from cfgrl.pipeline.train import load_agent, make_sampler
     from cfgrl.seeding import derive_seed
 
@@ -81,10 +83,17 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     env_entry = _env_entry(spec, args.env)
     _method_entry(spec, args.method, args.env)
     agent, record = load_agent(args.model)
-    w = None if args.w in (None, "none") else float(args.w)
-    if agent.guided and w is None:
-        raise UsageError(f"method {args.method} needs --w")
-    eval_seed = spec.eval.base(args.split)
+    ws = [None if x in ("none", "") else float(x) for x in (args.w or "none").split(",")]
+    if agent.guided and None in ws:
+        raise UsageError(f"method {args.method} needs --w (a guidance weight, or several: --w 0,1,3)")
+    splits = args.split.split(",")
+    bad = [s for s in splits if s not in ("test", "validation")]
+    if bad:
+        raise UsageError(f"--split: '{bad[0]}' is neither test nor validation")
+    if args.out is not None and len(ws) * len(splits) != 1:
+        raise UsageError("--out names one cell file; give --out-root for several w or splits")
+    if args.out is None and args.out_root is None:
+        raise UsageError("give --out (one cell) or --out-root (a folder of cells)")
     info = env_entry.info
     env_spec = None
     if info.kind is MINARI:  # the evaluation env `cfgrl data` recorded, else the local dataset's own
@@ -95,20 +104,28 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             from cfgrl.data.minari import eval_env_spec
 
             env_spec = eval_env_spec(info.eval_env_id, env_entry.data.get("path"))
-    result = evaluate(agent, info, list(env_entry.tasks), env_entry.episodes_per_task, w, eval_seed, args.seed,
-                      env_spec=env_spec)
+    bases = {split: spec.eval.base(split) for split in splits}
+    cells = evaluate_checkpoint(agent, info, list(env_entry.tasks), env_entry.episodes_per_task, ws, bases,
+                                args.seed, env_spec=env_spec)
+    distances: dict[float, float] = {}
     if agent.guided and args.data is not None:  # the reviewers' question: how far does pi_w move from pi_0?
         sampler = make_sampler(info, args.data, type(agent), agent.config)
         states = sampler.sample(512, np.random.default_rng([args.seed, 3]))
-        result["distance_to_w0"] = action_shift(agent, states, w, derive_seed(eval_seed, args.seed, 0, 3))
+        distances = action_shifts(agent, states, [w for w in ws if w is not None],
+                                  derive_seed(spec.eval.seed, args.seed, 0, 3))
     settings = {"temperature": float(agent.temperature)} if hasattr(agent, "temperature") else {}
-    result.update(method=args.method, registry=record["method"], settings=settings, env=args.env, seed=args.seed,
-                  w=w, split=args.split,
-                  provenance=provenance(spec, device=str(agent.device), eval_seed=eval_seed,
-                                        model=str(args.model), train_provenance=record["provenance"]))
-    atomic_write_json(args.out, result)
-    print(f"{args.method} {args.env} seed{args.seed} w={w}: success {result['success']:.3f}, return "
-          f"{result['return']:.2f} ({len(result['episodes'])} episodes, {result['wall_s']:.1f} s)")
+    for (split, w), result in cells.items():
+        if w is not None and w in distances:
+            result["distance_to_w0"] = distances[w]
+        result.update(method=args.method, registry=record["method"], settings=settings, env=args.env,
+                      seed=args.seed, w=w, split=split,
+                      provenance=provenance(spec, device=str(agent.device), eval_seed=bases[split],
+                                            model=str(args.model), train_provenance=record["provenance"]))
+        out = args.out or args.out_root / split / args.method / args.env / f"seed{args.seed}" / f"w{w_label(w)}.json"
+        atomic_write_json(out, result)
+        print(f"{split} {args.method} {args.env} seed{args.seed} w={w}: success {result['success']:.3f}, return "
+              f"{result['return']:.2f} ({len(result['episodes'])} episodes)")
+    print(f"{len(cells)} cells in {next(iter(cells.values()))['wall_s']:.1f} s")
 
 
 def cmd_data_hash(args: argparse.Namespace) -> None:
@@ -176,16 +193,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="evaluate one (method, env, seed, w) cell")
+    p = sub.add_parser("evaluate", help="evaluate the (w, split) cells of one (method, env, seed) checkpoint")
     for name in ("--spec", "--method", "--env", "--model"):
         p.add_argument(name, required=True)
     p.add_argument("--seed", required=True, type=int)
-    p.add_argument("--w", default=None, help="guidance weight, or 'none' for unguided methods")
+    p.add_argument("--w", default=None, help="guidance weight(s), comma-separated, or 'none' for unguided methods")
     p.add_argument("--data", type=Path, default=None,
                    help="dataset file whose states measure ||a_w - a_0||^2 (the training data)")
-    p.add_argument("--split", default="test", choices=["test", "validation"],
-                   help="test: the reported episodes; validation: separate episodes for choosing w")
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--split", default="test",
+                   help="test (the reported episodes), validation (separate episodes for choosing w), or both: "
+                        "test,validation")
+    p.add_argument("--out", type=Path, default=None, help="the cell file (one w and one split)")
+    p.add_argument("--out-root", type=Path, default=None,
+                   help="write <root>/<split>/<method>/<env>/seed<k>/w<w>.json for every cell")
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_evaluate)
 

@@ -1,17 +1,26 @@
-"""Evaluation of a checkpoint: the env kind sets up its episodes (cfgrl.envs.registry), the one lockstep rollout
-steps them (cfgrl.envs.rollout) with the agent called once per step on the whole batch, and one builder turns the
-rollout into the result record every cell file holds.
+"""Evaluation of a checkpoint: every cell (w value x split) of it in one lockstep batch.
+
+The env kind sets up each split's episodes (cfgrl.envs.registry), copied once per w; the one lockstep rollout
+(cfgrl.envs.rollout) steps all of them with one agent call per step on every episode still running, each row with
+its own w, goal and noise (conditional and null branches in the same forward pass); finished episodes drop out.
+One builder turns the rollout into the result record of each cell file.
 
 OGBench goal-conditioned envs: each evaluation task (fixed start and goal cells) runs `episodes_per_task`
 episodes, the policy sees the task's goal. Single-task envs: the env's one task, no goal. An episode succeeds
 when the agent reaches the goal (OGBench ends it there); the return is the sum of rewards.
 dm_control tasks and Minari datasets: full episodes of the one task, episode return (success is undefined).
-Episode seeds depend only on (eval seed, training seed, task, episode), so every method and every w of one
-training seed faces the same episodes (paired comparisons); so does the policy noise.
+
+Randomness: an episode's env seed and its policy noise depend only on (split base seed, training seed, task,
+episode), so every method and every w of one training seed faces the same episodes with the same noise (paired
+comparisons), and a cell's numbers do not depend on which other cells share its batch: on CPU each row's actions
+are independent of the batch (cfgrl.core.flow.row_stable), so evaluating all w at once gives, cell by cell, what
+evaluating each w alone gives.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,7 +31,93 @@ from cfgrl.envs.registry import EnvInfo
 from cfgrl.envs.rollout import run_lockstep
 from cfgrl.seeding import derive_seed
 
-POLICY_NOISE_KEY = (0, 2**31 - 1)  # (task, episode) keys of the policy-noise seed: no real episode has them
+NOISE_KEY = 1  # fifth key of an episode's policy-noise seed (its env seed has four)
+NOISE_CHUNK = 64  # steps of noise drawn at once per episode
+
+
+class NoiseStreams:
+    """One standard-normal stream per row (episode), float32 (n_rows, dim) per call: row i's k-th draw is the same
+    whichever rows are asked for with it."""
+
+    def __init__(self, seeds: Sequence[int], dim: int) -> None:
+        self.generators = [np.random.default_rng(s) for s in seeds]
+        self.dim = dim
+        self.buffer = np.zeros((len(seeds), NOISE_CHUNK, dim), dtype=np.float32)
+        self.position = np.zeros(len(seeds), dtype=np.int64)
+
+    def next(self, rows: np.ndarray) -> np.ndarray:
+        """The next draw of each row in `rows` (k,) -> (k, dim)."""
+        offset = self.position[rows] % NOISE_CHUNK
+        for i in rows[offset == 0]:
+            self.buffer[i] = self.generators[i].standard_normal((NOISE_CHUNK, self.dim), dtype=np.float32)
+        self.position[rows] += 1
+        return self.buffer[rows, offset]
+
+
+def evaluate_checkpoint(
+    agent: Agent,
+    env: EnvInfo,
+    tasks: list[int],
+    episodes_per_task: int,
+    ws: Sequence[float | None],
+    bases: Mapping[str, int],
+    train_seed: int,
+    env_spec: str | None = None,
+) -> dict[tuple[str, float | None], dict[str, Any]]:
+    """Every cell of a checkpoint: for each split (its base seed in `bases`, e.g. {'test': 10000, 'validation':
+    20000}) and each w (None: an unguided method), len(tasks) x episodes_per_task episodes (dm_control and Minari:
+    episodes_per_task episodes of the one task), all stepped in one lockstep batch.
+
+    env_spec: Minari envs only, the evaluation env's JSON gymnasium EnvSpec (as `cfgrl data` stores it in the
+    dataset file); None reads it from the local dataset (MINARI_DATASETS_PATH).
+    Returns {(split, w): {'success': mean over episodes (NaN where episodes have no success flag), 'return': mean
+    return, 'per_task': {task: success}, 'episodes': [{task, episode, success, return, length}], 'wall_s',
+    'policy_s' (of the whole batch), 'cells_in_batch'}}.
+    """
+    t0 = time.perf_counter()
+    episodes, first_obs, goals, rows_w, noise_seeds, layout = [], [], [], [], [], []
+    for split, base in bases.items():
+        for w in ws:
+            setup = env.kind.eval_episodes(env, tasks, episodes_per_task, base, train_seed, env_spec)
+            episodes += setup.episodes
+            first_obs.append(setup.first_obs)
+            if setup.goals is not None:
+                goals.append(setup.goals)
+            rows_w += [1.0 if w is None else float(w)] * len(setup.episodes)
+            noise_seeds += [derive_seed(base, train_seed, task, ep, NOISE_KEY) for task, ep in setup.slots]
+            layout.append((split, w, setup.slots))
+    goal_t = torch.from_numpy(np.concatenate(goals)).to(agent.device) if goals else None
+    w_t = torch.tensor(rows_w, dtype=torch.float32, device=agent.device)
+    noise = NoiseStreams(noise_seeds, agent.noise_dim) if agent.noise_dim else None
+
+    def policy(obs: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        idx = torch.from_numpy(rows).to(agent.device)
+        eps = torch.from_numpy(noise.next(rows)).to(agent.device) if noise is not None else None
+        return agent.act(torch.from_numpy(obs).to(agent.device), goal_t[idx] if goal_t is not None else None,
+                         w_t[idx], eps).cpu().numpy()
+
+    run = run_lockstep(episodes, np.concatenate(first_obs), policy)
+    wall = time.perf_counter() - t0
+    out, start = {}, 0
+    for split, w, slots in layout:
+        rows = slice(start, start + len(slots))
+        start += len(slots)
+        flags = run.success[rows] if env.kind.has_success else None
+        returns, lengths = run.returns[rows], run.lengths[rows]
+        per_task = {} if flags is None else {
+            str(t): float(np.mean([flags[k] for k, (tt, _) in enumerate(slots) if tt == t])) for t in tasks}
+        out[(split, w)] = {
+            "success": float("nan") if flags is None else float(flags.mean()),
+            "return": float(returns.mean()),
+            "per_task": per_task,
+            "episodes": [{"task": t, "episode": e, "success": None if flags is None else bool(flags[k]),
+                          "return": float(returns[k]), "length": int(lengths[k])}
+                         for k, (t, e) in enumerate(slots)],
+            "wall_s": wall,
+            "policy_s": run.policy_s,
+            "cells_in_batch": len(layout),
+        }
+    return out
 
 
 def evaluate(
@@ -35,47 +130,20 @@ def evaluate(
     train_seed: int,
     env_spec: str | None = None,
 ) -> dict[str, Any]:
-    """Run len(tasks) * episodes_per_task episodes of an env (dm_control and Minari: episodes_per_task episodes of
-    the one task) with one batched policy call per step.
-
-    env_spec: Minari envs only, the evaluation env's JSON gymnasium EnvSpec (as `cfgrl data` stores it in the
-    dataset file); None reads it from the local dataset (MINARI_DATASETS_PATH).
-    Returns {'success': mean over episodes (NaN where episodes have no success flag), 'return': mean return,
-    'per_task': {task: success}, 'episodes': [{task, episode, success, return, length}], 'wall_s', 'policy_s'}.
-    """
-    setup = env.kind.eval_episodes(env, tasks, episodes_per_task, eval_seed, train_seed, env_spec)
-    agent.reseed(derive_seed(eval_seed, train_seed, *POLICY_NOISE_KEY))  # policy noise, shared by every w
-    goals = torch.from_numpy(setup.goals).to(agent.device) if setup.goals is not None else None
-    w_value = 1.0 if w is None else float(w)
-
-    def policy(obs: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        batch_goals = goals[torch.from_numpy(rows)] if goals is not None else None
-        return agent.act(torch.from_numpy(obs).to(agent.device), batch_goals, w_value).cpu().numpy()
-
-    run = run_lockstep(setup.episodes, setup.first_obs, policy)
-    flags = run.success if env.kind.has_success else None
-    per_task = {} if flags is None else {
-        str(t): float(np.mean([flags[k] for k, (tt, _) in enumerate(setup.slots) if tt == t])) for t in tasks}
-    return {
-        "success": float("nan") if flags is None else float(flags.mean()),
-        "return": float(run.returns.mean()),
-        "per_task": per_task,
-        "episodes": [{"task": t, "episode": e, "success": None if flags is None else bool(flags[k]),
-                      "return": float(run.returns[k]), "length": int(run.lengths[k])}
-                     for k, (t, e) in enumerate(setup.slots)],
-        "wall_s": run.wall_s,
-        "policy_s": run.policy_s,
-    }
+    """One cell: `evaluate_checkpoint` for one w on the episodes of base seed `eval_seed` (the same numbers the
+    cell gets when evaluated together with others)."""
+    return evaluate_checkpoint(agent, env, tasks, episodes_per_task, [w], {"cell": eval_seed}, train_seed,
+                               env_spec)[("cell", w)]
 
 
 @torch.no_grad()
-def action_shift(agent: Agent, batch: dict[str, np.ndarray], w: float, seed: int) -> float:
-    """How far pi_w moves from pi_0 (flow BC, the behaviour policy) on dataset states: the mean over states of
-    ||a_w - a_0||^2, both sampled from the same noise. batch: observations (N, obs_dim) [, goals (N, goal_dim)]."""
+def action_shifts(agent: Agent, batch: dict[str, np.ndarray], ws: Sequence[float], seed: int) -> dict[float, float]:
+    """How far pi_w moves from pi_0 (flow BC, the behaviour policy) on dataset states, for each w: the mean over
+    states of ||a_w - a_0||^2, every w sampled from the same noise (seeded by `seed`). batch: observations
+    (N, obs_dim) [, goals (N, goal_dim)]."""
     obs = torch.from_numpy(np.ascontiguousarray(batch["observations"])).to(agent.device)
     goals = torch.from_numpy(np.ascontiguousarray(batch["goals"])).to(agent.device) if "goals" in batch else None
-    actions = []
-    for weight in (w, 0.0):
-        agent.reseed(seed)
-        actions.append(agent.act(obs, goals, weight))
-    return float((actions[0] - actions[1]).pow(2).sum(-1).mean())
+    noise = torch.from_numpy(np.random.default_rng(seed).standard_normal((len(obs), agent.noise_dim),
+                                                                          dtype=np.float32)).to(agent.device)
+    a0 = agent.act(obs, goals, 0.0, noise)
+    return {float(w): float((agent.act(obs, goals, float(w), noise) - a0).pow(2).sum(-1).mean()) for w in ws}

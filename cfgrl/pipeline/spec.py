@@ -201,6 +201,21 @@ class Spec:
                         out.extend((split, label, env, seed, lab) for lab in labels)
         return out
 
+    def evaluation_jobs(self) -> list[tuple[str, tuple[str, ...], tuple[int, ...]]]:
+        """One evaluation job per checkpoint, grouped by what it evaluates: (method entry, splits, training seeds)
+        -- e.g. ('cfgrl', ('test', 'validation'), (0, 1, 2)) and ('awr_t3', ('validation',), (8, 9)). Each job
+        writes every w of its entry for each of its splits."""
+        out = []
+        for label in self.methods:
+            by_splits: dict[tuple[str, ...], list[int]] = {}
+            validation = set(self.validation_seeds(label))
+            for seed in self.training_seeds(label):
+                splits = tuple(s for s, has in (("test", seed in self.seeds), ("validation", seed in validation))
+                               if has)
+                by_splits.setdefault(splits, []).append(seed)
+            out += [(label, splits, tuple(seeds)) for splits, seeds in by_splits.items()]
+        return out
+
     def job_hashes(self) -> dict[str, dict[str, str]]:
         """Content hashes of what each kind of job reads from the spec, for Snakemake `params`, so that editing a
         spec reruns exactly the jobs it touched: {'data': {env: h}, 'train': {'method|env': h}, 'eval': {env: h},
