@@ -33,10 +33,11 @@ def save(fig: plt.Figure, stem: Path) -> list[Path]:
 
 
 def success_vs_w(summary: pd.DataFrame, env: str, stem: Path, ylabel: str = "success rate (%)",
-                 scale: float = 100.0, w1: str = "flow GCBC") -> list[Path]:
+                 scale: float = 100.0, w1: str = "flow GCBC", ci: float = 0.95) -> list[Path]:
     """Guided methods as lines over w with CI bands; unguided methods as horizontal levels with bands.
 
-    summary: rows of analysis.stats.summarize (mean, ci_low, ci_high), plotted times `scale`. w1: what w = 1 is
+    summary: rows of analysis.stats.summarize (mean, ci_low, ci_high: Student-t interval over seeds at level
+    `ci`), plotted times `scale`; no band where the interval is NaN (one seed). w1: what w = 1 is
     (goal-conditioned: flow GCBC; offline RL: the optimality-conditioned policy).
     """
     sub = summary[summary["env"] == env]
@@ -54,10 +55,11 @@ def success_vs_w(summary: pd.DataFrame, env: str, stem: Path, ylabel: str = "suc
         for row in unguided.itertuples():
             c = colors[row.method]
             ax.axhline(scale * row.mean, color=c, ls="--", label=f"{row.method} (n={row.n_seeds} seeds)")
-            ax.axhspan(scale * row.ci_low, scale * row.ci_high, color=c, alpha=0.12)
+            if np.isfinite(row.ci_low):
+                ax.axhspan(scale * row.ci_low, scale * row.ci_high, color=c, alpha=0.12)
         ax.set_xlim(ws.min() - 0.1, ws.max() + 0.1)
         ax.set_xlabel(f"guidance weight w  (w=0: flow BC, w=1: {w1})")
         ax.set_ylabel(ylabel)
-        ax.set_title(f"{env}: mean and 95% bootstrap CI over seeds", fontsize=9)
+        ax.set_title(f"{env}: mean and {int(round(100 * ci))}% Student-t CI over seeds", fontsize=9)
         ax.legend(fontsize=8, loc="best")
         return save(fig, stem)

@@ -1,8 +1,9 @@
 """The suite's figures beyond success_vs_w, in analysis.figures' style (STYLE, COLORS, save: PNG and PDF).
 
-Every curve is a mean over seeds with its percentile bootstrap CI over seeds (episodes averaged within a seed
-first); inputs are the cells table (one row per method, env, seed, w) or the outputs of analysis.significance /
-analysis.aggregate. Each function writes stem.png and stem.pdf and returns both paths.
+Every curve is a mean over seeds with its Student-t CI over seeds (analysis.stats.mean_ci; episodes averaged
+within a seed first; no band for a single seed); only the aggregate across envs uses rliable's stratified
+bootstrap. Inputs are the cells table (one row per method, env, seed, w) or the outputs of
+analysis.significance / analysis.aggregate. Each function writes stem.png and stem.pdf and returns both paths.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ import pandas as pd
 from analysis.figures import COLORS, STYLE, save
 from analysis.stats import summarize_by
 
-CI_NOTE = "mean and 95% bootstrap CI over seeds"
+
+def ci_note(ci: float = 0.95) -> str:
+    """The figures' one line on what the bands are."""
+    return f"mean and {int(round(100 * ci))}% Student-t CI over seeds"
+
+
+CI_NOTE = ci_note(0.95)
 
 
 def _grid(n: int, ncols: int) -> tuple[int, int]:
@@ -35,16 +42,15 @@ def _band(ax: plt.Axes, s: pd.DataFrame, x: str, scale: float, color: str, label
 def temperature_and_w(cells: pd.DataFrame, stem: Path, envs: Sequence[str] | None = None, awr: str = "awr",
                       cfgrl: str = "cfgrl", temperature: str = "temperature", knob: str = "w",
                       value: str = "success", scale: float = 100.0, ylabel: str = "success rate (%)",
-                      ncols: int = 3, ci: float = 0.95, n_resamples: int = 2000, random_state: int = 0
-                      ) -> list[Path]:
+                      ncols: int = 3, ci: float = 0.95) -> list[Path]:
     """Fig. 3 style: per env, AWR vs its temperature T (log axis) beside CFGRL vs w, on a shared y axis.
 
     cells: the cells table; AWR rows carry T in the column `temperature`, CFGRL rows w in `knob`.
     """
     if temperature not in cells.columns:
         raise KeyError(f"cells have no {temperature!r} column: AWR rows need their temperature there")
-    a_sum = summarize_by(cells[cells["method"] == awr], ["env", temperature], value, ci, n_resamples, random_state)
-    c_sum = summarize_by(cells[cells["method"] == cfgrl], ["env", knob], value, ci, n_resamples, random_state)
+    a_sum = summarize_by(cells[cells["method"] == awr], ["env", temperature], value, ci)
+    c_sum = summarize_by(cells[cells["method"] == cfgrl], ["env", knob], value, ci)
     envs = list(envs) if envs is not None else sorted(set(a_sum["env"]) | set(c_sum["env"]))
     nrows, nenv_cols = _grid(len(envs), ncols)
     with plt.rc_context(STYLE):
@@ -69,8 +75,8 @@ def temperature_and_w(cells: pd.DataFrame, stem: Path, envs: Sequence[str] | Non
                 ax_t.minorticks_off()
             if len(c):
                 _band(ax_w, c, knob, scale, COLORS[1], "CFGRL")
-            lo = min([scale * a["ci_low"].min()] * bool(len(a)) + [scale * c["ci_low"].min()] * bool(len(c)))
-            hi = max([scale * a["ci_high"].max()] * bool(len(a)) + [scale * c["ci_high"].max()] * bool(len(c)))
+            shown = scale * pd.concat([a, c])[["mean", "ci_low", "ci_high"]].to_numpy(dtype=float)
+            lo, hi = (np.nanmin(shown), np.nanmax(shown)) if np.isfinite(shown).any() else (0.0, 1.0)
             pad = 0.08 * max(hi - lo, 1e-9)
             for ax in (ax_t, ax_w):
                 ax.set_ylim(lo - pad, hi + pad)
@@ -82,14 +88,14 @@ def temperature_and_w(cells: pd.DataFrame, stem: Path, envs: Sequence[str] | Non
         handles = [plt.Line2D([], [], color=COLORS[0], marker="o", label=f"AWR ({awr})"),
                    plt.Line2D([], [], color=COLORS[1], marker="o", label=f"CFGRL ({cfgrl})")]
         fig.legend(handles=handles, loc="upper center", ncol=2, bbox_to_anchor=(0.5, 1.0 + 0.06 / nrows))
-        fig.suptitle(f"AWR vs temperature beside CFGRL vs w ({CI_NOTE})", y=1.0 + 0.13 / nrows, fontsize=10)
+        fig.suptitle(f"AWR vs temperature beside CFGRL vs w ({ci_note(ci)})", y=1.0 + 0.13 / nrows, fontsize=10)
         return save(fig, stem)
 
 
 def comparison_plot(comparison: pd.DataFrame, stem: Path, scale: float = 100.0, xlabel: str = "success rate (%)",
                     alpha: float = 0.05) -> list[Path]:
-    """Per env, both methods' means with their bootstrap CIs (horizontal, envs as rows); '*' marks envs where
-    the Holm-corrected Welch p < alpha, with the p-value and Hedges' g written beside.
+    """Per env, both methods' means with their Student-t CIs over seeds (horizontal, envs as rows); '*' marks
+    envs where the Holm-corrected exact permutation p < alpha, with that p-value and Hedges' g written beside.
 
     comparison: the output of analysis.significance.compare_methods (one row per env).
     """
@@ -121,7 +127,7 @@ def comparison_plot(comparison: pd.DataFrame, stem: Path, scale: float = 100.0, 
         ax.set_xlabel(xlabel)
         ax.grid(axis="y", alpha=0)
         ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8)
-        ax.set_title(f"{CI_NOTE}; * Holm-corrected Welch p < {alpha:g} (p: Holm, g: Hedges' g of "
+        ax.set_title(f"{CI_NOTE}; * Holm-corrected permutation p < {alpha:g} (p: Holm, g: Hedges' g of "
                      f"{a_name} - {b_name})", fontsize=8, pad=24)
         return save(fig, stem)
 
@@ -129,8 +135,8 @@ def comparison_plot(comparison: pd.DataFrame, stem: Path, scale: float = 100.0, 
 def gc_family_vs_w(cells: pd.DataFrame, stem: Path, envs: Sequence[str] | None = None,
                    flat: tuple[str, Sequence[str]] = ("gc_cfgrl", ("bc", "flow_bc", "gcbc", "flow_gcbc")),
                    hierarchical: tuple[str, Sequence[str]] = ("hcfgrl", ("hgcbc", "flow_hgcbc")), knob: str = "w",
-                   value: str = "success", scale: float = 100.0, ylabel: str = "success rate (%)", ci: float = 0.95,
-                   n_resamples: int = 2000, random_state: int = 0) -> list[Path]:
+                   value: str = "success", scale: float = 100.0, ylabel: str = "success rate (%)", ci: float = 0.95
+                   ) -> list[Path]:
     """Goal-conditioned family vs w: one row of panels for the flat family and one for the hierarchical one
     (a family whose guided method has no cells is left out), one column per env.
 
@@ -141,7 +147,7 @@ def gc_family_vs_w(cells: pd.DataFrame, stem: Path, envs: Sequence[str] | None =
                 if (cells["method"] == fam[0]).any()]
     if not families:
         raise ValueError(f"no cells of {flat[0]!r} or {hierarchical[0]!r}")
-    summary = summarize_by(cells, ["method", "env", knob], value, ci, n_resamples, random_state)
+    summary = summarize_by(cells, ["method", "env", knob], value, ci)
     envs = list(envs) if envs is not None else sorted(
         summary.loc[summary["method"].isin([f[1][0] for f in families]), "env"].unique())
     with plt.rc_context(STYLE):
@@ -161,7 +167,8 @@ def gc_family_vs_w(cells: pd.DataFrame, stem: Path, envs: Sequence[str] | None =
                     c = COLORS[(k + 2) % len(COLORS)]
                     row = b.iloc[0]
                     ax.axhline(scale * row["mean"], color=c, ls="--", label=base)
-                    ax.axhspan(scale * row["ci_low"], scale * row["ci_high"], color=c, alpha=0.12, lw=0)
+                    if np.isfinite(row["ci_low"]):  # no band for a single seed
+                        ax.axhspan(scale * row["ci_low"], scale * row["ci_high"], color=c, alpha=0.12, lw=0)
                 for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
                     handles.setdefault(lab, h)
                 if i == 0:
@@ -171,7 +178,7 @@ def gc_family_vs_w(cells: pd.DataFrame, stem: Path, envs: Sequence[str] | None =
                 ax.set_ylabel(f"{fam_name}\n{ylabel}" if j == 0 else "")
             axes[i, -1].legend(handles.values(), handles.keys(), fontsize=8, loc="upper left",
                                bbox_to_anchor=(1.02, 1.0))
-        fig.suptitle(f"Goal-conditioned family vs w ({CI_NOTE})\nw = 0: flow BC, w = 1: flow GCBC (flow HGCBC "
+        fig.suptitle(f"Goal-conditioned family vs w ({ci_note(ci)})\nw = 0: flow BC, w = 1: flow GCBC (flow HGCBC "
                      "in the hierarchical row); dashed: unguided baselines", fontsize=9)
         fig.tight_layout()
         return save(fig, stem)
@@ -231,8 +238,7 @@ def gradient_norms_plot(norms: dict[str, np.ndarray], stem: Path, tops: Sequence
 
 
 def distance_vs_w(data: pd.DataFrame, stem: Path, value: str = "success", scale: float = 100.0,
-                  ylabel: str = "success rate (%)", group: str | None = None, ci: float = 0.95,
-                  n_resamples: int = 2000, random_state: int = 0) -> list[Path]:
+                  ylabel: str = "success rate (%)", group: str | None = None, ci: float = 0.95) -> list[Path]:
     """Distance from the data vs w beside performance vs w, and performance against distance.
 
     data: one row per (seed, w[, group]) with columns w, distance (mean over dataset states of
@@ -243,8 +249,8 @@ def distance_vs_w(data: pd.DataFrame, stem: Path, value: str = "success", scale:
     if "seed" not in d.columns:
         d["seed"] = np.arange(len(d))
     keys = ([group] if group else []) + ["w"]
-    dist = summarize_by(d, keys, "distance", ci, n_resamples, random_state)
-    perf = summarize_by(d, keys, value, ci, n_resamples, random_state)
+    dist = summarize_by(d, keys, "distance", ci)
+    perf = summarize_by(d, keys, value, ci)
     groups = list(dist[group].unique()) if group else [None]
     with plt.rc_context(STYLE):
         fig, (ax_d, ax_p, ax_x) = plt.subplots(1, 3, figsize=(11, 3.3))
@@ -273,7 +279,7 @@ def distance_vs_w(data: pd.DataFrame, stem: Path, value: str = "success", scale:
         ax_x.set_title("trade-off", fontsize=9)
         if group:
             ax_p.legend(fontsize=8)
-        fig.suptitle(f"How far guidance moves the policy from the data ({CI_NOTE})", fontsize=10)
+        fig.suptitle(f"How far guidance moves the policy from the data ({ci_note(ci)})", fontsize=10)
         fig.tight_layout()
         return save(fig, stem)
 

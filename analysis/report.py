@@ -67,8 +67,11 @@ def _protocol(spec: Spec) -> str:
     a = spec.analysis
     lines = [f"- Spec: `{spec.path}` (hash `{spec.hash}`), code `{code_version()}`.",
              f"- Seeds: {list(spec.seeds)} (the unit of replication: episodes are averaged within a seed first, "
-             f"then mean, std and a {int(100 * a.ci)}% percentile bootstrap CI "
-             f"({a.bootstrap_resamples} resamples) are taken over seeds)."]
+             f"then mean, std and a {int(100 * a.ci)}% Student-t interval (mean ± t s / sqrt(n), n seeds; "
+             "undefined for one seed) are taken over seeds; a difference between two methods gets Welch's "
+             "interval, a paired difference of two w on the same checkpoints the t-interval of the per-seed "
+             "differences; only the aggregate across envs uses rliable's stratified bootstrap "
+             f"({a.bootstrap_resamples} resamples))."]
     for env, entry in spec.envs.items():
         lines.append(f"- `{env}`: data {_data_text(env, dict(entry.data))}; evaluation on tasks {list(entry.tasks)} x "
                      f"{entry.episodes_per_task} episodes per cell, episode seeds from eval seed {spec.eval.seed} "
@@ -125,12 +128,11 @@ def fmt(value: str, x: float) -> str:
 
 def _env_section(spec: Spec, cells: pd.DataFrame, env: str, outdir: Path) -> list[str]:
     a = spec.analysis
-    boot = (a.ci, a.bootstrap_resamples, a.bootstrap_seed)
     sub = cells[cells["env"] == env]
     value = env_metric(env)
-    summary = summarize_by(sub, ["method", "env", "w"], value, *boot)
+    summary = summarize_by(sub, ["method", "env", "w"], value, a.ci)
     with_return = resolve_env(env).kind.reports_return
-    returns = summarize_by(sub, ["method", "env", "w"], "return", *boot) if with_return else None
+    returns = summarize_by(sub, ["method", "env", "w"], "return", a.ci) if with_return else None
     ci_pct = int(100 * a.ci)
     header = ["method", "w", "seeds", value, "std", f"{ci_pct}% CI"]
     header += ["return", f"return {ci_pct}% CI"] if with_return else []
@@ -149,16 +151,20 @@ def _env_section(spec: Spec, cells: pd.DataFrame, env: str, outdir: Path) -> lis
     for method in sorted(sub["method"].unique()):
         if not _is_guided(spec, method) or 1.0 not in set(sub[sub["method"] == method]["w"]):
             continue
-        diffs = paired_differences(sub.assign(success=sub[value]), method, 1.0, *boot)
+        diffs = paired_differences(sub.assign(success=sub[value]), method, 1.0, a.ci)
+        diffs = diffs[diffs["w"] != 1.0]  # w = 1 minus itself is 0 on every seed
         rows = [[w_text(r.w), fmt(value, r.mean_diff), f"[{fmt(value, r.ci_low)}, {fmt(value, r.ci_high)}]",
                  f"{r.seeds_better}/{r.seeds_worse}/{r.n_seeds}"] for r in diffs.itertuples()]
-        parts += [f"Paired on checkpoints: `{method}` {value}(w) - {value}(w = 1), {unit}.", "",
+        if not rows:
+            continue
+        parts += [f"Paired on checkpoints: `{method}` {value}(w) - {value}(w = 1), {unit}; {ci_pct}% t-interval "
+                  "of the per-seed differences.", "",
                   _table(["w", "difference", f"{ci_pct}% CI", "seeds better/worse/all"], rows), ""]
     parts += _per_task_section(sub, env)
     stem = outdir / "figures" / f"{value}_vs_w_{slug(env)}"
     success_vs_w(summary, env, stem, ylabel="success rate (%)" if value == "success" else "return",
                  scale=100.0 if value == "success" else 1.0,
-                 w1="flow GCBC" if resolve_env(env).goal_conditioned else "optimality-conditioned")
+                 w1="flow GCBC" if resolve_env(env).goal_conditioned else "optimality-conditioned", ci=a.ci)
     parts += [f"![{value} vs w on {env}](figures/{stem.name}.png)", ""]
     return parts
 
@@ -237,9 +243,14 @@ def _comparisons(spec: Spec, cells: pd.DataFrame, reported: dict[str, pd.DataFra
         return []
     parts = ["## Reported settings and comparisons", "",
              "Each guided method is reported at the w its spec rule picks, each sweep (e.g. the AWR temperature) at "
-             "the entry its rule picks (never the best on these episodes). Welch's t-test and Mann-Whitney U over "
-             "seeds; Holm-Bonferroni across the envs of each comparison; difference of means with a bootstrap CI; "
-             "Hedges' g. * = Holm-corrected p < 0.05.", ""]
+             "the entry its rule picks (never the best on these episodes). Per env, over seeds (n A, n B): the "
+             "exact permutation test of the difference in means (perm p; every split of the pooled seeds), with "
+             "Welch's t-test and the exact Mann-Whitney U test beside it; Holm-Bonferroni over perm p across the "
+             "envs of each comparison (Holm p); the difference of means with Welch's "
+             f"{int(100 * a.ci)}% interval; Hedges' g. * = Holm p < 0.05. An exact permutation p cannot go below "
+             "2 / C(n A + n B, n A) (0.1 with 3 vs 3 seeds, 0.029 with 4 vs 4, 0.008 with 5 vs 5) and Holm "
+             "multiplies the smallest by the number of envs: with 3 seeds per method nothing can be marked, with "
+             "4 only a one-env comparison.", ""]
     for label, rows in reported.items():
         if _is_guided(spec, label) or label in spec.sweeps:
             picks = rows.groupby("env")["selection"].first()
@@ -254,24 +265,23 @@ def _comparisons(spec: Spec, cells: pd.DataFrame, reported: dict[str, pd.DataFra
         for label, reported_label, ref in baselines:
             for value in ("success", "return"):  # one Holm family per metric: the envs reporting it
                 envs = [e for e in sorted(chosen["env"].unique()) if env_metric(e) == value]
-                comp = compare_rows(chosen, ref, method, label, value, 0.05, a.ci, a.bootstrap_resamples,
-                                    a.bootstrap_seed, envs=envs)
+                comp = compare_rows(chosen, ref, method, label, value, 0.05, a.ci, envs=envs)
                 if comp.empty:
                     continue
                 for r in comp.itertuples():
                     b_text = label if reported_label is None else _reported_label(spec, label, ref, r.env)
                     table.append([r.env, value, _reported_label(spec, method, chosen, r.env), b_text,
-                                  fmt(value, r.mean_a), fmt(value, r.mean_b),
+                                  fmt(value, r.mean_a), str(r.n_a), fmt(value, r.mean_b), str(r.n_b),
                                   f"{fmt(value, r.diff)} [{fmt(value, r.diff_ci_low)}, {fmt(value, r.diff_ci_high)}]",
-                                  pval(r.welch_p), pval(r.mwu_p), pval(r.holm_p) + (" *" if r.significant else ""),
-                                  num(r.hedges_g, 2)])
+                                  pval(r.welch_p), pval(r.mwu_p), pval(r.perm_p),
+                                  pval(r.holm_p) + (" *" if r.significant else ""), num(r.hedges_g, 2)])
                 if reported_label is not None:
                     stem = outdir / "figures" / f"compare_{method}_vs_{label}_{value}"
                     comparison_plot(comp, stem, scale=100.0 if value == "success" else 1.0,
                                     xlabel="success rate (%)" if value == "success" else "return")
                     figures.append(f"![{method} vs {label} ({value})](figures/{stem.name}.png)")
-    parts += ["", _table(["env", "metric", "A", "B", "A", "B", "A - B [CI]", "Welch p", "MWU p", "Holm p",
-                          "Hedges g"], table), "", *[f + "\n" for f in figures]]
+    parts += ["", _table(["env", "metric", "A", "B", "mean A", "n A", "mean B", "n B", "A - B [CI]", "Welch p",
+                          "MWU p", "perm p", "Holm p", "Hedges g"], table), "", *[f + "\n" for f in figures]]
     paper = []
     for env in sorted(cells["env"].unique()):
         for label in reported:
@@ -311,9 +321,10 @@ def _aggregate_section(spec: Spec, reported: dict[str, pd.DataFrame], outdir: Pa
         except ValueError as err:
             parts += [f"- {', '.join(labels)}: not aggregated ({err}).", ""]
             continue
-        iqm = iqm_ci(scores, a.ci, 2000, a.bootstrap_seed)
+        iqm = iqm_ci(scores, a.ci, a.bootstrap_resamples, a.bootstrap_seed)
         pairs = [(x, y) for x in labels if _is_guided(spec, x) for y in labels if y != x]
-        poi = probability_of_improvement(scores, pairs, a.ci, 2000, a.bootstrap_seed) if pairs else None
+        poi = (probability_of_improvement(scores, pairs, a.ci, a.bootstrap_resamples, a.bootstrap_seed)
+               if pairs else None)
         stem = outdir / "figures" / f"aggregate_{k}"
         aggregate_plot(iqm, stem, poi, scale=100.0, xlabel="IQM normalised score (%)",
                        colors=role_colors([m for m in labels if _is_guided(spec, m)],
@@ -330,7 +341,8 @@ def _aggregate_section(spec: Spec, reported: dict[str, pd.DataFrame], outdir: Pa
     if not parts:
         return []
     return ["## Aggregate across envs (rliable)", "",
-            "Interquartile mean of the seed x env scores with stratified bootstrap CIs (2000 resamples), and the "
+            f"Interquartile mean of the seed x env scores with stratified bootstrap CIs ({a.bootstrap_resamples} "
+            "resamples), and the "
             "probability of improvement P(X > Y) (0.5: no difference), on normalised scores: success rate, and "
             "dm_control return / 1000 (Minari envs are left out: their returns have no common scale here). Every "
             "reported row at its reported setting. With few envs the IQM is mostly a trimmed mean over seeds.", "",
@@ -347,7 +359,7 @@ def _family_section(spec: Spec, cells: pd.DataFrame, outdir: Path) -> list[str]:
         return []
     a = spec.analysis
     stem = outdir / "figures" / "gc_family_vs_w"
-    gc_family_vs_w(test[test["env"].map(env_metric) == "success"], stem, ci=a.ci, random_state=a.bootstrap_seed)
+    gc_family_vs_w(test[test["env"].map(env_metric) == "success"], stem, ci=a.ci)
     return ["## The goal-conditioned family vs w (paper's Figs. 4/6)", "",
             f"![goal-conditioned family vs w](figures/{stem.name}.png)", ""]
 
@@ -428,7 +440,8 @@ def _paper_tables(spec: Spec, cells: pd.DataFrame, reported: dict[str, pd.DataFr
                   ) -> list[str]:
     """Tables in the paper's layout (rows = envs, columns = reported rows: guided methods at their reported w,
     sweeps at their reported entry, unguided entries; the paper's number beside ours, bold by the paper's
-    >= 95%-of-best rule, * = Holm-significant guided vs unguided), for the envs the paper has numbers for;
+    >= 95%-of-best rule, * = significant guided vs unguided by the Holm-corrected exact permutation test), for
+    the envs the paper has numbers for;
     also written as LaTeX to tables/table<N>.tex."""
     a = spec.analysis
     parts = []
@@ -445,7 +458,7 @@ def _paper_tables(spec: Spec, cells: pd.DataFrame, reported: dict[str, pd.DataFr
                               {label: label for label in guided + unguided}, value=value,
                               envs=envs, paper=paper, paper_table=table_id,
                               comparisons=[(g, u) for g in guided for u in unguided],
-                              ci=a.ci, n_resamples=a.bootstrap_resamples, random_state=a.bootstrap_seed)
+                              ci=a.ci)
         scale, unit = (1.0, "episode return") if kind == "dmc" else (100.0, "success rate (%)")
         latex = to_latex(table, scale=scale, unit=unit, ci=a.ci, caption=f"{spec.name}: paper Table {table_id}",
                          label=f"tab:{spec.name}-{table_id}")
@@ -495,8 +508,8 @@ def write_report(spec: Spec, cells_path: str | Path, outdir: str | Path) -> Path
     cells = pd.read_csv(cells_path)
     a = spec.analysis
     test = split_rows(cells)
-    summary = pd.concat([summarize_by(test, ["method", "env", "w"], value, a.ci, a.bootstrap_resamples,
-                                      a.bootstrap_seed).assign(metric=value) for value in ("success", "return")])
+    summary = pd.concat([summarize_by(test, ["method", "env", "w"], value, a.ci).assign(metric=value)
+                         for value in ("success", "return")])
     atomic_write_text(outdir / "stats.csv", summary.to_csv(index=False))
     parts = [f"# Report: {spec.name}", "", "## Protocol", "", _protocol(spec), ""]
     for env in sorted(test["env"].unique()):

@@ -1,15 +1,29 @@
 """Two methods compared per env on per-seed numbers (seeds are the unit; episodes averaged within a seed first).
 
-Seeds of different methods are different training runs, so the samples are independent (unpaired):
-Welch's t-test (no equal-variance assumption), the two-sided Mann-Whitney U test (no normality assumption),
-Holm-Bonferroni across the envs of one table (family-wise error <= alpha), the difference of means with a
-bootstrap CI (each method's seeds resampled independently, seeded), and Hedges' g.
-With 4 seeds per method the Mann-Whitney test cannot reach p < 0.05 two-sided (its smallest exact p is
-2/70 = 0.029 only with 4 vs 4 and no ties; with 3 vs 3 it is 0.1): read it as a check on Welch, not a verdict.
+Seeds of different methods are different training runs, so the samples are independent (unpaired). Per env:
+- `permutation_test`: the exact two-sided permutation test of the difference in means (Fisher-Pitman), every
+  split of the pooled seeds into the two groups enumerated (beyond EXACT_LIMIT splits, more than 10 vs 10
+  seeds, a seeded Monte Carlo over MC_PERMUTATIONS random splits). The test behind `holm_p` and `significant`:
+  it is defined for any n_a, n_b >= 1 and any data, ties and zero variance included, so every compared env
+  stays in the Holm family.
+- `mann_whitney`: the two-sided Mann-Whitney U test, also an exact permutation test (midranks for ties), not
+  the normal approximation (which is anti-conservative with ties: [0,0,0] vs [1,1,1] gave p = 0.047 where the
+  exact p is 0.1).
+- `welch`: Welch's t-test (no equal-variance assumption), kept as a column; undefined (NaN) when both sides
+  have zero variance.
+- Holm-Bonferroni over the permutation p across the envs of one table (family-wise error <= alpha), the
+  difference of means with its Welch t-interval (analysis.stats.welch_diff_ci), and Hedges' g.
+Exact permutation p-values are multiples of 1 / C(n_a + n_b, n_a); with equal group sizes the two extreme splits
+tie, so two-sided p >= 2 / C(2n, n): 0.1 at 3 vs 3 seeds, 2/70 = 0.029 at 4 vs 4, 2/252 = 0.008 at 5 vs 5. With
+3 seeds per method no comparison can be significant at 0.05, and with 4 only a single-env family can; that is
+the honest answer at these sample sizes, not a defect of the test.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
+import math
 import warnings
 from typing import Any
 
@@ -18,7 +32,11 @@ import pandas as pd
 from scipy import stats
 
 from analysis.selection import ALL, rows_for
-from analysis.stats import bootstrap_ci
+from analysis.stats import mean_ci, seed_std, welch_diff_ci
+
+EXACT_LIMIT = 200_000  # enumerate every split when C(n_a + n_b, n_a) is at most this (10 vs 10: 184,756)
+MC_PERMUTATIONS = 100_000  # otherwise this many random splits
+MC_SEED = 0
 
 
 def welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -33,13 +51,74 @@ def welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return (float(res.statistic), float(res.pvalue))
 
 
+@functools.lru_cache(maxsize=4)
+def _all_splits(n: int, k: int) -> np.ndarray:
+    """Every k-subset of range(n) as rows: (C(n, k), k) int32 array, read-only (cached; 10 vs 10: 7 MB)."""
+    count = math.comb(n, k)
+    flat = np.fromiter(itertools.chain.from_iterable(itertools.combinations(range(n), k)), dtype=np.int32,
+                       count=count * k)
+    out = flat.reshape(count, k)
+    out.flags.writeable = False
+    return out
+
+
+def _permutation_p(scores: np.ndarray, n_a: int) -> float:
+    """Two-sided permutation p of the sum of the first n_a of `scores` (N,) (group a; the rest is group b).
+
+    p = P(|S - E S| >= |s - E S|) over the splits of the pooled seeds, S the sum over the seeds assigned to a,
+    s the observed one; both the Mann-Whitney U (scores: midranks) and the difference of means (scores: the
+    values) are affine in S. Every split when C(N, n_a) <= EXACT_LIMIT; else MC_PERMUTATIONS random splits
+    (seeded with MC_SEED), p = (1 + #{|S| >= |s|}) / (1 + MC_PERMUTATIONS).
+    """
+    n = len(scores)
+    centre = n_a * scores.mean()
+    observed = abs(scores[:n_a].sum() - centre)
+    tol = 1e-9 * max(1.0, float(np.abs(scores).max()) * n)  # float error of the sums, far below any real gap
+    if math.comb(n, n_a) <= EXACT_LIMIT:
+        sums = scores[_all_splits(n, n_a)].sum(axis=1)
+        return float(np.mean(np.abs(sums - centre) >= observed - tol))
+    rng = np.random.default_rng(MC_SEED)
+    hits, done = 0, 0
+    while done < MC_PERMUTATIONS:
+        m = min(10_000, MC_PERMUTATIONS - done)
+        idx = rng.permuted(np.tile(np.arange(n), (m, 1)), axis=1)[:, :n_a]
+        hits += int((np.abs(scores[idx].sum(axis=1) - centre) >= observed - tol).sum())
+        done += m
+    return (1 + hits) / (1 + MC_PERMUTATIONS)
+
+
 def mann_whitney(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Two-sided Mann-Whitney U test. a (n_a,), b (n_b,) -> (U of a, p). NaN if a side is empty or all equal."""
+    """Two-sided Mann-Whitney U test as an exact permutation test. a (n_a,), b (n_b,) -> (U of a, p).
+
+    U = R_a - n_a (n_a + 1) / 2 with midranks for ties (R_a: the rank sum of a in the pooled sample);
+    p = P(|U - n_a n_b / 2| >= |u - n_a n_b / 2|) over every split of the pooled seeds into groups of n_a and
+    n_b, the ranks kept (so ties are handled exactly, not by the normal approximation). Exact whenever
+    C(n_a + n_b, n_a) <= EXACT_LIMIT (200,000: up to 10 vs 10 seeds); beyond that a Monte Carlo estimate from
+    MC_PERMUTATIONS (100,000) random splits, seeded. Without ties this equals scipy's method="exact".
+    Defined for n_a, n_b >= 1 (p = 1 when all values are equal); NaN if a side is empty or has a NaN.
+    """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(a) == 0 or len(b) == 0 or np.all(np.concatenate([a, b]) == a[0]):
+    if len(a) == 0 or len(b) == 0 or np.isnan(a).any() or np.isnan(b).any():
         return (np.nan, np.nan)
-    res = stats.mannwhitneyu(a, b, alternative="two-sided")
-    return (float(res.statistic), float(res.pvalue))
+    ranks = stats.rankdata(np.concatenate([a, b]))  # midranks
+    u = float(ranks[: len(a)].sum() - len(a) * (len(a) + 1) / 2)
+    return (u, _permutation_p(ranks, len(a)))
+
+
+def permutation_test(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Exact two-sided permutation test of mean(a) != mean(b) (Fisher-Pitman). a (n_a,), b (n_b,) ->
+    (mean(a) - mean(b), p).
+
+    p = P(|D| >= |d|) over every split of the pooled seeds into groups of n_a and n_b, D the difference of the
+    groups' means, d the observed one (a small float tolerance counts ties in |D| as ties). Same enumeration as
+    mann_whitney: exact up to C(n_a + n_b, n_a) = 200,000 splits, else a seeded Monte Carlo with 100,000.
+    Defined for n_a, n_b >= 1 and any data, zero variance included (p = 1 when all values are equal); NaN if a
+    side is empty or has a NaN.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) == 0 or len(b) == 0 or np.isnan(a).any() or np.isnan(b).any():
+        return (np.nan, np.nan)
+    return (float(a.mean() - b.mean()), _permutation_p(np.concatenate([a, b]), len(a)))
 
 
 def holm(pvalues: np.ndarray) -> np.ndarray:
@@ -83,42 +162,14 @@ def hedges_g(a: np.ndarray, b: np.ndarray) -> float:
     return float(d * (1 - 3 / (4 * (na + nb) - 9)))
 
 
-def diff_ci(a: np.ndarray, b: np.ndarray, ci: float = 0.95, n_resamples: int = 10_000, random_state: int = 0
-            ) -> tuple[float, float]:
-    """Percentile bootstrap CI of mean(a) - mean(b), each side's seeds resampled independently.
-
-    a (n_a,), b (n_b,) per-seed values -> (low, high). Collapses to the difference when neither side varies.
-    """
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(a) == 0 or len(b) == 0:
-        return (np.nan, np.nan)
-    d = float(a.mean() - b.mean())
-    if (len(a) == 1 or np.all(a == a[0])) and (len(b) == 1 or np.all(b == b[0])):
-        return (d, d)
-    if len(a) == 1 or np.all(a == a[0]):  # scipy cannot resample a degenerate sample; shift the other
-        lo, hi = bootstrap_ci(b, ci, n_resamples, random_state)
-        return (float(a[0] - hi), float(a[0] - lo))
-    if len(b) == 1 or np.all(b == b[0]):
-        lo, hi = bootstrap_ci(a, ci, n_resamples, random_state)
-        return (float(lo - b[0]), float(hi - b[0]))
-
-    def stat(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-        return np.mean(x, axis=axis) - np.mean(y, axis=axis)
-
-    res = stats.bootstrap((a, b), stat, confidence_level=ci, n_resamples=n_resamples, method="percentile",
-                          random_state=np.random.default_rng(random_state), vectorized=True, paired=False)
-    return (float(res.confidence_interval.low), float(res.confidence_interval.high))
-
-
 COMPARE_COLUMNS = ["env", "method_a", "method_b", "n_a", "n_b", "mean_a", "mean_b", "std_a", "std_b", "ci_a_low",
                    "ci_a_high", "ci_b_low", "ci_b_high", "diff", "diff_ci_low", "diff_ci_high", "welch_t",
-                   "welch_p", "mwu_u", "mwu_p", "holm_p", "significant", "hedges_g"]
+                   "welch_p", "mwu_u", "mwu_p", "perm_p", "holm_p", "significant", "hedges_g"]
 
 
 def compare_methods(cells: pd.DataFrame, method_a: str, method_b: str, select: dict[str, Any] | None = None,
                     value: str = "success", knob: str = "w", alpha: float = 0.05, ci: float = 0.95,
-                    n_resamples: int = 10_000, random_state: int = 0, envs: list[str] | None = None
-                    ) -> pd.DataFrame:
+                    envs: list[str] | None = None) -> pd.DataFrame:
     """method_a vs method_b on every env both were run on: one row per env (COMPARE_COLUMNS).
 
     cells: the cells table, one row per (method, env, seed, w), `value` the per-seed mean over episodes.
@@ -126,21 +177,26 @@ def compare_methods(cells: pd.DataFrame, method_a: str, method_b: str, select: d
     (the NaN-knob rows of an unguided method) or a dict {column: value} (e.g. {"temperature": 3.0}). A method
     absent from `select` uses all its rows, which must then be one per (env, seed): pass the output of
     analysis.selection.select_reported for both methods when the setting differs per env.
-    Only `split == "test"` rows are used when the table has a `split` column.
-    diff = mean_a - mean_b; holm_p corrects welch_p across the envs of this call (the table's family);
-    significant = holm_p < alpha. Bootstrap CIs are seeded with `random_state`.
+    Only `split == "test"` rows are used when the table has a `split` column. See compare_rows for the columns.
     """
     select = select or {}
     a_rows = rows_for(cells, method_a, select.get(method_a, ALL), knob)
     b_rows = rows_for(cells, method_b, select.get(method_b, ALL), knob)
-    return compare_rows(a_rows, b_rows, method_a, method_b, value, alpha, ci, n_resamples, random_state, envs)
+    return compare_rows(a_rows, b_rows, method_a, method_b, value, alpha, ci, envs)
 
 
 def compare_rows(a_rows: pd.DataFrame, b_rows: pd.DataFrame, label_a: str = "a", label_b: str = "b",
-                 value: str = "success", alpha: float = 0.05, ci: float = 0.95, n_resamples: int = 10_000,
-                 random_state: int = 0, envs: list[str] | None = None) -> pd.DataFrame:
+                 value: str = "success", alpha: float = 0.05, ci: float = 0.95, envs: list[str] | None = None
+                 ) -> pd.DataFrame:
     """compare_methods on two already-selected tables (one row per env and seed each, columns env, seed and
-    `value`), labelled label_a / label_b in method_a / method_b. One row per shared env (COMPARE_COLUMNS)."""
+    `value`), labelled label_a / label_b in method_a / method_b. One row per shared env (COMPARE_COLUMNS).
+
+    Per env: n_a, n_b seeds; mean, std (ddof=1; NaN for one seed) and Student-t interval (mean_ci) of each side;
+    diff = mean_a - mean_b with its Welch interval (welch_diff_ci); welch_t / welch_p (Welch's t-test, NaN when
+    undefined), mwu_u / mwu_p (exact Mann-Whitney U), perm_p (exact permutation test of the difference in
+    means). holm_p = Holm over perm_p across the envs of this call (the table's family; perm_p is defined for
+    every env with data, so no env drops out of the family); significant = holm_p < alpha. No randomness.
+    """
     method_a, method_b = label_a, label_b
     common = sorted(set(a_rows["env"]) & set(b_rows["env"]))
     if envs is not None:
@@ -152,18 +208,17 @@ def compare_rows(a_rows: pd.DataFrame, b_rows: pd.DataFrame, label_a: str = "a",
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             t, p = welch(a, b)
-            u, pu = mann_whitney(a, b)
-        lo, hi = diff_ci(a, b, ci, n_resamples, random_state)
-        a_lo, a_hi = bootstrap_ci(a, ci, n_resamples, random_state)
-        b_lo, b_hi = bootstrap_ci(b, ci, n_resamples, random_state)
+        u, pu = mann_whitney(a, b)
+        _, pp = permutation_test(a, b)
+        lo, hi = welch_diff_ci(a, b, ci)
+        a_lo, a_hi = mean_ci(a, ci)
+        b_lo, b_hi = mean_ci(b, ci)
         rows.append({"env": env, "method_a": method_a, "method_b": method_b, "n_a": len(a), "n_b": len(b),
-                     "mean_a": float(a.mean()), "mean_b": float(b.mean()),
-                     "std_a": float(a.std(ddof=1)) if len(a) > 1 else 0.0,
-                     "std_b": float(b.std(ddof=1)) if len(b) > 1 else 0.0,
-                     "ci_a_low": a_lo, "ci_a_high": a_hi, "ci_b_low": b_lo, "ci_b_high": b_hi,
+                     "mean_a": float(a.mean()), "mean_b": float(b.mean()), "std_a": seed_std(a),
+                     "std_b": seed_std(b), "ci_a_low": a_lo, "ci_a_high": a_hi, "ci_b_low": b_lo, "ci_b_high": b_hi,
                      "diff": float(a.mean() - b.mean()), "diff_ci_low": lo, "diff_ci_high": hi,
-                     "welch_t": t, "welch_p": p, "mwu_u": u, "mwu_p": pu, "hedges_g": hedges_g(a, b)})
+                     "welch_t": t, "welch_p": p, "mwu_u": u, "mwu_p": pu, "perm_p": pp, "hedges_g": hedges_g(a, b)})
     out = pd.DataFrame(rows, columns=[c for c in COMPARE_COLUMNS if c not in ("holm_p", "significant")])
-    out["holm_p"] = holm(out["welch_p"].to_numpy(dtype=float))
+    out["holm_p"] = holm(out["perm_p"].to_numpy(dtype=float))
     out["significant"] = out["holm_p"] < alpha  # NaN -> False
     return out[COMPARE_COLUMNS]

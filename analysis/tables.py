@@ -1,9 +1,11 @@
 """Tables in the paper's layout: rows = envs, columns = methods; each method shows our mean ± std over seeds,
-its bootstrap CI and the paper's number beside ours.
+its Student-t CI over seeds (analysis.stats.mean_ci) and the paper's number beside ours; the notes line gives
+the number of seeds n.
 
 Rules, as in the paper: a cell is bold when its mean is >= 95% of the best mean in its row (ours and the paper's
 numbers are bolded separately, each among its own). A '*' follows the better method of a compared pair when
-Welch's t-test, Holm-corrected across the table's envs, gives p < alpha (analysis.significance).
+the exact permutation test of the difference in means, Holm-corrected across the table's envs, gives
+p < alpha (analysis.significance).
 
 `results_table` computes the numbers (a long DataFrame, one row per env and column); `to_markdown` and
 `to_latex` only format it, so both show the same numbers. All pure functions: DataFrames in, strings out.
@@ -20,7 +22,7 @@ import pandas as pd
 from analysis.paper_numbers import paper_key, reference_table
 from analysis.selection import ALL, rows_for
 from analysis.significance import compare_rows
-from analysis.stats import bootstrap_ci
+from analysis.stats import mean_ci, seed_std
 
 BOLD_FRACTION = 0.95
 TABLE_COLUMNS = ["env", "label", "n_seeds", "mean", "std", "ci_low", "ci_high", "paper_mean", "paper_std",
@@ -45,17 +47,17 @@ def bold_mask(means: Sequence[float], fraction: float = BOLD_FRACTION) -> np.nda
 def results_table(cells: pd.DataFrame, columns: dict[str, Any], value: str = "success", knob: str = "w",
                   envs: Sequence[str] | None = None, paper: dict[str, str] | None = None,
                   paper_table: str | None = None, comparisons: Sequence[tuple[str, str]] = (), alpha: float = 0.05,
-                  ci: float = 0.95, n_resamples: int = 10_000, random_state: int = 0) -> pd.DataFrame:
+                  ci: float = 0.95) -> pd.DataFrame:
     """The numbers of one table, long format: one row per (env, column label), TABLE_COLUMNS.
 
     cells: the cells table (per-seed `value`). columns: label -> method (all its rows, already one per env and
     seed, e.g. from select_reported) or label -> (method, setting) with setting as in analysis.selection.rows_for
     (e.g. {"AWR": ("awr", None), "CFGRL": ("cfgrl", 3.0)}). paper: label -> the paper's method name in
     analysis.paper_numbers (e.g. {"AWR": "AWR"}), looked up in paper_table ("1", "2", "3-flat", "3-hier").
-    comparisons: pairs of labels; the better one's `mark` is "*" on envs where the Holm-corrected Welch p < alpha
-    (holm_p holds that p on both cells of the pair; with several pairs per label, the smallest).
-    Values are as in `cells` (fractions for success); paper numbers are in the paper's unit (use `scale` when
-    formatting). Bootstrap CIs are over seeds, seeded by `random_state`.
+    comparisons: pairs of labels; the better one's `mark` is "*" on envs where the Holm-corrected exact
+    permutation p < alpha (holm_p holds that p on both cells of the pair; with several pairs per label, the
+    smallest). Values are as in `cells` (fractions for success); paper numbers are in the paper's unit (use
+    `scale` when formatting). CIs: Student-t over seeds; std and CI are NaN (printed "—") for a single seed.
     """
     selected = {}
     for label, spec in columns.items():
@@ -70,7 +72,7 @@ def results_table(cells: pd.DataFrame, columns: dict[str, Any], value: str = "su
     for env in envs:
         for label, r in selected.items():
             x = r[r["env"] == env].sort_values("seed")[value].to_numpy(dtype=float)
-            lo, hi = bootstrap_ci(x, ci, n_resamples, random_state) if len(x) else (np.nan, np.nan)
+            lo, hi = mean_ci(x, ci)
             pm = ps = np.nan
             approx = False
             if paper and label in paper:
@@ -79,7 +81,7 @@ def results_table(cells: pd.DataFrame, columns: dict[str, Any], value: str = "su
                     pm, ps, approx = float(hit["mean"].iloc[0]), float(hit["std"].iloc[0]), bool(
                         hit["approximate"].iloc[0])
             rows.append({"env": env, "label": label, "n_seeds": len(x), "mean": float(x.mean()) if len(x) else np.nan,
-                         "std": float(x.std(ddof=1)) if len(x) > 1 else (0.0 if len(x) else np.nan),
+                         "std": seed_std(x),
                          "ci_low": lo, "ci_high": hi, "paper_mean": pm, "paper_std": ps, "paper_approximate": approx,
                          "bold": False, "paper_bold": False, "mark": "", "holm_p": np.nan})
     out = pd.DataFrame(rows, columns=TABLE_COLUMNS)
@@ -87,8 +89,7 @@ def results_table(cells: pd.DataFrame, columns: dict[str, Any], value: str = "su
         out.loc[idx, "bold"] = bold_mask(out.loc[idx, "mean"])
         out.loc[idx, "paper_bold"] = bold_mask(out.loc[idx, "paper_mean"])
     for la, lb in comparisons:
-        comp = compare_rows(selected[la], selected[lb], la, lb, value, alpha, ci, n_resamples, random_state,
-                            list(envs))
+        comp = compare_rows(selected[la], selected[lb], la, lb, value, alpha, ci, list(envs))
         for c in comp.itertuples():
             for label in (la, lb):
                 i = out.index[(out["env"] == c.env) & (out["label"] == label)]
@@ -144,11 +145,11 @@ def _notes(t: pd.DataFrame, unit: str, ci: float, alpha: float, star: str) -> st
     n = sorted(set(int(v) for v in t["n_seeds"] if v > 0)) or [0]
     seeds = ", ".join(map(str, n))
     text = (f"{unit}: mean ± std over seeds (n = {seeds}; episodes averaged within each seed), "
-            f"{int(round(100 * ci))}% percentile bootstrap CI over seeds. Bold: within {int(100 * BOLD_FRACTION)}% "
-            "of the row's best (ours and the paper's separately).")
+            f"{int(round(100 * ci))}% Student-t CI over seeds (undefined for a single seed). "
+            f"Bold: within {int(100 * BOLD_FRACTION)}% of the row's best (ours and the paper's separately).")
     if (t["holm_p"].notna()).any():
-        text += (f" {star}: the better of a compared pair, Welch's t-test Holm-corrected across the table's envs, "
-                 f"p < {alpha:g}.")
+        text += (f" {star}: the better of a compared pair, exact permutation test of the difference in means "
+                 f"over seeds, Holm-corrected across the table's envs, p < {alpha:g}.")
     if t["paper_approximate"].any():
         text += " ≈: paper number from third-party notes (approximate)."
     return text

@@ -17,7 +17,8 @@ def test_paper_layout_tables_from_synthetic_cells(tmp_path):
     spec_path.write_text(yaml.safe_dump({
         "name": "synth", "seeds": [0, 1, 2, 3],
         "envs": {env: {"data": {"source": "download"}} for env in sorted(cells["env"].unique())},
-        "methods": {"awr": {}, "cfgrl": {"w": [0, 1, 1.5, 2, 3, 5], "select": {"type": "fixed", "value": 3}}}}))
+        "methods": {"awr": {}, "cfgrl": {"w": [0, 1, 1.5, 2, 3, 5], "select": {"type": "fixed", "value": 3}}},
+        "analysis": {"bootstrap_resamples": 500}}))
     cells.to_csv(tmp_path / "cells.csv", index=False)
     report = write_report(load_spec(spec_path), tmp_path / "cells.csv", tmp_path).read_text()
     assert "### In the layout of the paper's Table 1" in report and "### In the layout of the paper's Table 2" in report
@@ -33,3 +34,38 @@ def test_paper_layout_tables_from_synthetic_cells(tmp_path):
     walker = cells[(cells["method"] == "cfgrl") & (cells["w"] == 3) & (cells["env"] == "walker-stand")]
     assert row["n_seeds"] == 4 and row["mean"] == pytest.approx(walker["return"].mean())
     assert row["ci_low"] < row["mean"] < row["ci_high"]
+
+
+def test_report_text_says_what_is_computed(tmp_path):
+    cells = synthetic_cells(seeds=4, gc=False)
+    cells = cells[(cells["method"] == "cfgrl") | (cells["temperature"] == 10.0)]
+    cells = cells.assign(registry=cells["method"], **{"return": cells["success"] * 1000})
+    spec_path = tmp_path / "s.yaml"
+    spec_path.write_text(yaml.safe_dump({
+        "name": "synth", "seeds": [0, 1, 2, 3],
+        "envs": {env: {"data": {"source": "download"}} for env in sorted(cells["env"].unique())},
+        "methods": {"awr": {}, "cfgrl": {"w": [0, 1, 3], "select": {"type": "fixed", "value": 3}}},
+        "analysis": {"bootstrap_resamples": 300}}))
+    cells.to_csv(tmp_path / "cells.csv", index=False)
+    report = write_report(load_spec(spec_path), tmp_path / "cells.csv", tmp_path).read_text()
+    assert "percentile bootstrap" not in report and "bootstrap CI (" not in report
+    protocol = report[report.index("## Protocol"):report.index("\n## ", report.index("## Protocol") + 1)]
+    assert "Student-t interval" in protocol and "Welch's interval" in protocol
+    assert "stratified bootstrap (300 resamples)" in protocol  # the spec's resamples feed the rliable aggregate
+    assert "stratified bootstrap CIs (300 resamples)" in report
+    # the paired table has no w = 1 - (w = 1) row
+    paired = report[report.index("Paired on checkpoints"):]
+    paired = paired[:paired.index("\n\n", paired.index("|---"))]
+    ws = [line.split(" | ")[0].strip("| ") for line in paired.splitlines() if line.startswith("| ")][1:]
+    assert ws == ["0", "1.5", "2", "3", "5"]  # the cells have the whole grid; w = 1 left out
+    # the comparison table: n beside each mean, the permutation p next to Welch's and the MWU p, Holm over it
+    comp = report[report.index("## Reported settings and comparisons"):]
+    header = next(line for line in comp.splitlines() if line.startswith("| env | metric |"))
+    assert header == ("| env | metric | A | B | mean A | n A | mean B | n B | A - B [CI] | Welch p | MWU p | perm p "
+                      "| Holm p | Hedges g |")
+    assert "Holm-Bonferroni over perm p" in comp and "exact permutation test" in comp
+    row = next(line for line in comp.splitlines() if line.startswith("| walker-stand | return | cfgrl (w=3) | awr |"))
+    cells_ = row.strip("| ").split(" | ")
+    assert cells_[5] == "4" and cells_[7] == "4"
+    assert cells_[11] == "0.029"  # 4 vs 4, every cfgrl seed above every awr seed: exact p = 2/70
+

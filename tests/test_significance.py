@@ -1,10 +1,11 @@
-"""Per-env tests (Welch, Mann-Whitney, Holm, Hedges' g, bootstrap difference) and rliable aggregates."""
+"""Per-env tests (exact permutation, exact Mann-Whitney, Welch, Holm, Hedges' g) and rliable aggregates."""
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
+from analysis import significance
 from analysis.aggregate import (
     iqm_ci,
     performance_profiles,
@@ -15,29 +16,96 @@ from analysis.aggregate import (
 from analysis.significance import (
     COMPARE_COLUMNS,
     compare_methods,
-    diff_ci,
+    compare_rows,
     hedges_g,
     holm,
     mann_whitney,
+    permutation_test,
     welch,
 )
+from analysis.stats import mean_ci, welch_diff_ci
 from tests.synthetic import synthetic_cells
 
 A = np.array([0.62, 0.71, 0.55, 0.68])
 B = np.array([0.41, 0.50, 0.47, 0.39, 0.52])
 
 
-def test_welch_and_mann_whitney_are_scipys():
+def test_welch_is_scipys():
     t, p = welch(A, B)
     ref = stats.ttest_ind(A, B, equal_var=False)
     assert (t, p) == pytest.approx((ref.statistic, ref.pvalue))
-    u, pu = mann_whitney(A, B)
-    ref = stats.mannwhitneyu(A, B, alternative="two-sided")
-    assert (u, pu) == pytest.approx((ref.statistic, ref.pvalue))
-    assert u == 20.0  # every a beats every b: U = n_a n_b
     # degenerate inputs give NaN rather than a misleading number
     assert np.isnan(welch([0.0, 0.0], [0.0, 0.0])[1]) and np.isnan(welch([1.0], B)[1])
-    assert np.isnan(mann_whitney([1.0, 1.0], [1.0, 1.0])[1])
+    assert np.isnan(welch([1.0, 1.0, 1.0], [0.0, 0.0, 0.0])[1])  # zero variance on both sides: undefined
+
+
+def test_mann_whitney_without_ties_is_scipys_exact():
+    rng = np.random.default_rng(0)
+    for a, b in [(A, B), (rng.normal(size=10), rng.normal(0.5, 1, size=10)), (rng.random(7), rng.random(6)),
+                 (np.array([3.0]), np.array([1.0, 2.0, 4.0]))]:
+        ref = stats.mannwhitneyu(a, b, alternative="two-sided", method="exact")
+        assert mann_whitney(a, b) == pytest.approx((ref.statistic, ref.pvalue), rel=1e-12)
+    assert mann_whitney(A, B)[0] == 20.0  # every a beats every b: U = n_a n_b
+    assert mann_whitney(A, B)[1] == pytest.approx(2 / 126)  # the two extreme splits of C(9, 4) = 126
+
+
+def test_mann_whitney_with_ties_is_exact():
+    u, p = mann_whitney([0.0, 0.0, 0.0], [1.0, 1.0, 1.0])
+    # midranks 2 and 5; U = 0; only the 2 extreme splits of C(6, 3) = 20 are as far from n_a n_b / 2 = 4.5
+    assert u == 0.0 and p == 0.1
+    assert stats.mannwhitneyu([0, 0, 0], [1, 1, 1]).pvalue < 0.05  # the normal approximation we no longer use
+    # ties in general: the same as scipy's exhaustive permutation test of U on the midranks
+    a, b = np.array([0.0, 0.0, 1.0, 2.0]), np.array([1.0, 1.0, 2.0, 3.0, 3.0])
+
+    def u_stat(x, y, axis=-1):
+        ranks = stats.rankdata(np.concatenate([x, y], axis=axis), axis=axis)
+        u = ranks[..., : x.shape[axis]].sum(axis=axis) - 4 * 5 / 2  # U of a (n_a = 4)
+        return np.abs(u - 4 * 5 / 2)  # |U - n_a n_b / 2|
+
+    ref = stats.permutation_test((a, b), u_stat, permutation_type="independent", n_resamples=np.inf,
+                                 alternative="greater", vectorized=True)
+    assert mann_whitney(a, b)[1] == pytest.approx(ref.pvalue)
+    assert mann_whitney([1.0, 1.0], [1.0, 1.0]) == (2.0, 1.0)  # all equal: U = n_a n_b / 2, p = 1
+    assert mann_whitney([1.0], [2.0]) == (0.0, 1.0)
+    assert np.isnan(mann_whitney([], B)[1]) and np.isnan(mann_whitney([np.nan, 1.0], B)[1])
+
+
+def test_permutation_test_by_hand():
+    # pooled [1, 2, 3, 5]; the 6 choices of a's two values give mean_a - mean_b =
+    # {1,2}: -2.5, {1,3}: -1.5, {1,5}: 0.5, {2,3}: -0.5, {2,5}: 1.5, {3,5}: 2.5 -> |d| >= 2.5 in 2 of 6
+    assert permutation_test([1.0, 2.0], [3.0, 5.0]) == pytest.approx((-2.5, 1 / 3))
+    assert permutation_test([2.0, 3.0], [1.0, 5.0]) == pytest.approx((-0.5, 1.0))  # |d| >= 0.5: all 6
+    assert permutation_test([1.0, 5.0], [2.0, 3.0]) == pytest.approx((0.5, 1.0))
+    assert permutation_test([2.0, 5.0], [1.0, 3.0]) == pytest.approx((1.5, 4 / 6))
+    # ties and zero variance: [0, 0] vs [1, 1] -> d = -1 only for the 2 extreme splits of 6
+    assert permutation_test([0.0, 0.0], [1.0, 1.0]) == pytest.approx((-1.0, 1 / 3))
+    assert permutation_test([1.0, 1.0, 1.0], [0.0, 0.0, 0.0]) == pytest.approx((1.0, 0.1))
+    assert permutation_test([0.4, 0.4], [0.4, 0.4, 0.4]) == pytest.approx((0.0, 1.0))  # all equal: p = 1
+    assert permutation_test([1.0], [2.0]) == pytest.approx((-1.0, 1.0))
+    assert np.isnan(permutation_test([], [1.0])[1]) and np.isnan(permutation_test([np.nan], [1.0])[1])
+
+
+def test_permutation_test_is_scipys_exhaustive_one():
+    rng = np.random.default_rng(3)
+    for na, nb in [(3, 3), (6, 5), (8, 7)]:
+        a, b = rng.random(na), rng.random(nb) + 0.2
+        # two-sided as P(|D| >= |d|) (scipy's default doubles the smaller tail instead, which differs when
+        # n_a != n_b: D's permutation distribution need not be symmetric)
+        ref = stats.permutation_test((a, b), lambda x, y, axis=-1: np.abs(x.mean(axis=axis) - y.mean(axis=axis)),
+                                     permutation_type="independent", n_resamples=np.inf, vectorized=True,
+                                     alternative="greater")
+        assert permutation_test(a, b)[1] == pytest.approx(ref.pvalue)
+
+
+def test_monte_carlo_beyond_the_exact_limit(monkeypatch):
+    rng = np.random.default_rng(4)
+    a, b = rng.random(7), rng.random(6) + 0.15
+    exact = permutation_test(a, b)[1], mann_whitney(a, b)[1]
+    monkeypatch.setattr(significance, "EXACT_LIMIT", 100)  # C(13, 7) = 1716 splits: now Monte Carlo
+    monkeypatch.setattr(significance, "MC_PERMUTATIONS", 20_000)
+    mc = permutation_test(a, b)[1], mann_whitney(a, b)[1]
+    assert mc == pytest.approx(exact, abs=0.01) and mc != exact
+    assert (permutation_test(a, b)[1], mann_whitney(a, b)[1]) == mc  # seeded
 
 
 def test_holm_textbook_example():
@@ -67,39 +135,53 @@ def test_hedges_g_by_hand():
     assert np.isnan(hedges_g([1.0], b)) and np.isnan(hedges_g([1.0, 1.0], [1.0, 1.0]))
 
 
-def test_diff_ci_is_a_seeded_independent_bootstrap():
-    lo, hi = diff_ci(A, B, n_resamples=2000, random_state=3)
-    res = stats.bootstrap((A, B), lambda x, y, axis=-1: x.mean(axis=axis) - y.mean(axis=axis), n_resamples=2000,
-                          method="percentile", random_state=np.random.default_rng(3), vectorized=True)
-    assert (lo, hi) == pytest.approx((res.confidence_interval.low, res.confidence_interval.high))
-    assert lo < A.mean() - B.mean() < hi
-    assert diff_ci(A, B, n_resamples=2000, random_state=3) == (lo, hi)
-    assert diff_ci([1.0, 1.0], [0.0, 0.0]) == (1.0, 1.0)
-    lo1, hi1 = diff_ci([1.0, 1.0, 1.0], B, n_resamples=2000)  # one side constant: shift the other's CI
-    assert lo1 < 1 - B.mean() < hi1
-
-
 def test_compare_methods_per_env_with_holm_across_envs():
-    cells = synthetic_cells(seeds=4, gc=False)
+    cells = synthetic_cells(seeds=6, gc=False)  # 6 vs 6: the smallest exact p is 2/924, small enough for Holm
     select = {"cfgrl": 3.0, "awr": {"temperature": 10.0}}
-    out = compare_methods(cells, "cfgrl", "awr", select, n_resamples=1000)
+    out = compare_methods(cells, "cfgrl", "awr", select)
     assert list(out.columns) == COMPARE_COLUMNS and len(out) == 3
     for r in out.itertuples():
-        a = cells[(cells.method == "cfgrl") & (cells.env == r.env) & (cells.w == 3.0)].sort_values("seed")
-        b = cells[(cells.method == "awr") & (cells.env == r.env) & (cells.temperature == 10.0)].sort_values("seed")
-        ref = stats.ttest_ind(a["success"], b["success"], equal_var=False)
+        a = cells[(cells.method == "cfgrl") & (cells.env == r.env) & (cells.w == 3.0)].sort_values("seed")["success"]
+        b = cells[(cells.method == "awr") & (cells.env == r.env) & (cells.temperature == 10.0)].sort_values("seed")[
+            "success"]
+        ref = stats.ttest_ind(a, b, equal_var=False)
         assert (r.welch_t, r.welch_p) == pytest.approx((ref.statistic, ref.pvalue))
-        assert r.diff == pytest.approx(a["success"].mean() - b["success"].mean())
-        assert r.n_a == r.n_b == 4
-    np.testing.assert_allclose(out["holm_p"], holm(out["welch_p"].to_numpy()))
+        ci = ref.confidence_interval(0.95)
+        assert (r.diff_ci_low, r.diff_ci_high) == pytest.approx((ci.low, ci.high))
+        assert (r.diff_ci_low, r.diff_ci_high) == pytest.approx(welch_diff_ci(a, b))
+        assert (r.ci_a_low, r.ci_a_high) == pytest.approx(mean_ci(a.to_numpy()))
+        assert r.perm_p == pytest.approx(permutation_test(a, b)[1])
+        assert (r.mwu_u, r.mwu_p) == pytest.approx(mann_whitney(a, b))
+        assert r.diff == pytest.approx(a.mean() - b.mean())
+        assert r.n_a == r.n_b == 6
+    np.testing.assert_allclose(out["holm_p"], holm(out["perm_p"].to_numpy()))
     assert (out["significant"] == (out["holm_p"] < 0.05)).all()
     by_env = out.set_index("env")
     assert by_env.loc["walker-stand", "significant"]  # a 30-point gap
     assert not by_env.loc["pointmaze-large-navigate-singletask-v0", "significant"]  # no gap
-    # the same call twice gives the same CIs (seeded)
-    pd.testing.assert_frame_equal(out, compare_methods(cells, "cfgrl", "awr", select, n_resamples=1000))
+    pd.testing.assert_frame_equal(out, compare_methods(cells, "cfgrl", "awr", select))  # nothing random
     with pytest.raises(ValueError, match="rows for env"):
         compare_methods(cells, "cfgrl", "awr", {"awr": {"temperature": 10.0}})  # cfgrl: which w?
+
+
+def test_holm_family_keeps_a_zero_variance_pair():
+    def rows(values):
+        return pd.DataFrame([{"env": e, "seed": s, "success": v} for e, vals in values.items()
+                             for s, v in enumerate(vals)])
+
+    a = rows({"const": [1.0] * 5, "gap": [0.9, 0.8, 0.85, 0.95, 0.88], "none": [0.5, 0.6, 0.4, 0.55, 0.45]})
+    b = rows({"const": [0.0] * 5, "gap": [0.1, 0.2, 0.15, 0.12, 0.18], "none": [0.52, 0.48, 0.58, 0.42, 0.5]})
+    out = compare_rows(a, b).set_index("env")
+    assert np.isnan(out.loc["const", "welch_p"])  # Welch is undefined here ...
+    assert out.loc["const", "perm_p"] == pytest.approx(2 / 252)  # ... the permutation test is not
+    assert out.loc["gap", "perm_p"] == pytest.approx(2 / 252)
+    perm = out["perm_p"].to_numpy()
+    np.testing.assert_allclose(out["holm_p"], holm(perm))  # all three in the family
+    assert out.loc["gap", "holm_p"] == pytest.approx(3 * 2 / 252)  # m = 3, not 2
+    assert out.loc["gap", "holm_p"] != pytest.approx(holm(perm[1:])[0])  # what dropping "const" would give
+    assert out.loc["const", "significant"] and out.loc["gap", "significant"] and not out.loc["none", "significant"]
+    assert out.loc["const", ["std_a", "std_b"]].tolist() == [0.0, 0.0]
+    assert (out.loc["const", "ci_a_low"], out.loc["const", "diff_ci_low"]) == (1.0, 1.0)
 
 
 # ---- rliable aggregates ------------------------------------------------------------------------------------

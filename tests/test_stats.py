@@ -1,4 +1,4 @@
-"""Seeds as the unit (per-seed means, bootstrap over seeds) and the selection rule for the reported w."""
+"""Seeds as the unit (per-seed means, Student-t intervals over seeds) and the selection rule for the reported w."""
 
 import numpy as np
 import pandas as pd
@@ -6,7 +6,16 @@ import pytest
 from scipy import stats
 
 from analysis.selection import MAX_OVER_TEST_IS_BIASED, rows_for, select_reported
-from analysis.stats import bootstrap_ci, per_seed_means, summarize, summarize_by
+from analysis.stats import (
+    mean_ci,
+    paired_diff_ci,
+    paired_differences,
+    per_seed_means,
+    seed_std,
+    summarize,
+    summarize_by,
+    welch_diff_ci,
+)
 from tests.synthetic import synthetic_cells
 
 # Hand-made episode table: 4 seeds with unequal episode counts and very different seed means.
@@ -31,37 +40,111 @@ def test_per_seed_means_averages_episodes_within_each_seed():
         per_seed_means(episode_table(), value="return")
 
 
-def test_bootstrap_is_over_seeds_not_over_flattened_episodes():
+def test_interval_is_over_seeds_not_over_flattened_episodes():
     episodes = episode_table()
     episodes = episodes[episodes["method"] == "cfgrl"]
     per_seed = per_seed_means(episodes)
-    ours = summarize_by(per_seed, ["method", "env", "w"], n_resamples=5000, random_state=7).iloc[0]
+    ours = summarize_by(per_seed, ["method", "env", "w"]).iloc[0]
 
     seed_means = np.array([1.0, 0.0, 0.6, 0.2])
     flat = episodes["success"].to_numpy()
-
-    def direct(x):
-        res = stats.bootstrap((x,), np.mean, n_resamples=5000, method="percentile",
-                              random_state=np.random.default_rng(7), vectorized=True)
-        return res.confidence_interval.low, res.confidence_interval.high
-
-    seed_ci, flat_ci = direct(seed_means), direct(flat)
-    # ours is the seed-axis bootstrap, exactly
+    seed_ci = stats.t.interval(0.95, 3, loc=seed_means.mean(), scale=stats.sem(seed_means))
+    flat_ci = stats.t.interval(0.95, len(flat) - 1, loc=flat.mean(), scale=stats.sem(flat))
+    # ours is the t-interval over the 4 seeds, exactly
     assert ours["mean"] == pytest.approx(0.45) and ours["n_seeds"] == 4
+    assert ours["std"] == pytest.approx(np.sqrt(0.59 / 3))
     assert (ours["ci_low"], ours["ci_high"]) == pytest.approx(seed_ci)
-    assert bootstrap_ci(per_seed["success"].to_numpy(), n_resamples=5000, random_state=7) == pytest.approx(seed_ci)
+    assert mean_ci(per_seed["success"].to_numpy()) == pytest.approx(seed_ci)
     # ... and it differs from the flattened one: other centre (0.6 vs 0.45), other width
     assert flat.mean() == pytest.approx(0.6)
-    assert seed_ci != pytest.approx(flat_ci, abs=0.05)
-    assert seed_ci[0] == pytest.approx(0.1) and flat_ci[0] == pytest.approx(0.4)
-    assert seed_ci[1] - seed_ci[0] > 1.5 * (flat_ci[1] - flat_ci[0])  # 4 seeds, not 20 episodes, are the sample
+    assert seed_ci[1] - seed_ci[0] > 2.5 * (flat_ci[1] - flat_ci[0])  # 4 seeds, not 20 episodes, are the sample
+
+
+@pytest.mark.parametrize("x", [[0.2, 0.5], [0.1, 0.4, 0.35], [0.0, 0.0, 1.0, 0.5, 0.25], list(np.linspace(0, 1, 10))])
+@pytest.mark.parametrize("ci", [0.95, 0.9])
+def test_mean_ci_is_the_student_t_interval(x, ci):
+    x = np.asarray(x)
+    n = len(x)
+    half = stats.t.ppf((1 + ci) / 2, n - 1) * x.std(ddof=1) / np.sqrt(n)  # by hand
+    assert mean_ci(x, ci) == pytest.approx((x.mean() - half, x.mean() + half))
+    assert mean_ci(x, ci) == pytest.approx(stats.t.interval(ci, n - 1, loc=x.mean(), scale=stats.sem(x)))
+
+
+def test_mean_ci_by_hand_and_vectorised():
+    # [1, 2, 3]: mean 2, s = 1, t_{2, 0.975} = 4.302653: 2 -+ 4.302653 / sqrt(3) = [-0.484138, 4.484138]
+    lo, hi = mean_ci(np.array([1.0, 2.0, 3.0]))
+    assert (lo, hi) == pytest.approx((-0.484138, 4.484138), abs=1e-6)
+    assert isinstance(lo, float) and isinstance(hi, float)
+    rows = np.random.default_rng(0).random((6, 4))
+    lows, highs = mean_ci(rows, 0.9)
+    assert lows.shape == highs.shape == (6,)
+    for r, lo_r, hi_r in zip(rows, lows, highs, strict=True):
+        assert mean_ci(r, 0.9) == pytest.approx((lo_r, hi_r))
+
+
+def test_one_seed_gives_nan_interval_and_std_zero_variance_gives_a_point():
+    lo, hi = mean_ci(np.array([0.7]))
+    assert np.isnan(lo) and np.isnan(hi)  # never a zero-width interval from one seed
+    assert np.isnan(seed_std(np.array([0.7]))) and np.isnan(seed_std(np.array([])))
+    assert mean_ci(np.array([0.0, 0.0, 0.0])) == (0.0, 0.0)  # zero variance, n >= 2: the degenerate [m, m]
+    cells = pd.DataFrame({"method": ["m", "m", "m", "k"], "env": "e", "w": np.nan, "seed": [0, 1, 2, 0],
+                          "success": [0.5, 0.5, 0.5, 0.3]})
+    out = summarize_by(cells, ["method", "env"]).set_index("method")
+    assert out.loc["k", "n_seeds"] == 1 and out.loc["k", "mean"] == pytest.approx(0.3)
+    assert out.loc["k", ["std", "ci_low", "ci_high"]].isna().all()
+    assert (out.loc["m", "std"], out.loc["m", "ci_low"], out.loc["m", "ci_high"]) == (0.0, 0.5, 0.5)
+
+
+def test_welch_diff_ci_by_hand():
+    a, b = np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0, 6.0, 8.0])
+    # s_a^2 / n_a = 1/3, s_b^2 / n_b = (20/3) / 4 = 5/3, se = sqrt(2);
+    # df = 2^2 / ((1/3)^2 / 2 + (5/3)^2 / 3) = 4 / (1/18 + 25/27) = 216/53; diff = -3
+    half = stats.t.ppf(0.975, 216 / 53) * np.sqrt(2)
+    assert welch_diff_ci(a, b) == pytest.approx((-3 - half, -3 + half))
+    assert half == pytest.approx(2.7563 * np.sqrt(2), abs=1e-3)  # t_{4.08, 0.975} = 2.756
+    ref = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert welch_diff_ci(a, b) == pytest.approx((ref.low, ref.high))
+    assert welch_diff_ci(b, a, 0.9) == pytest.approx(tuple(-v for v in welch_diff_ci(a, b, 0.9)[::-1]))
+
+
+def test_welch_diff_ci_edge_cases_and_vectorised():
+    b = np.array([0.41, 0.50, 0.47, 0.39, 0.52])
+    assert all(np.isnan(welch_diff_ci([1.0], b))) and all(np.isnan(welch_diff_ci(b, [0.2])))
+    assert all(np.isnan(welch_diff_ci([0.1, np.nan], b)))
+    assert welch_diff_ci([1.0, 1.0, 1.0], [0.0, 0.0]) == (1.0, 1.0)  # no variance anywhere: [d, d]
+    lo, hi = mean_ci(b)  # one side constant: the other side's t-interval, shifted (df = n_b - 1)
+    assert welch_diff_ci([1.0, 1.0, 1.0], b) == pytest.approx((1 - hi, 1 - lo))
+    rng = np.random.default_rng(1)
+    xa, xb = rng.random((5, 3)), rng.random((5, 4))
+    lows, highs = welch_diff_ci(xa, xb)
+    for k in range(5):
+        assert welch_diff_ci(xa[k], xb[k]) == pytest.approx((lows[k], highs[k]))
+
+
+def test_paired_diff_ci_and_paired_differences():
+    ref = np.array([0.2, 0.5, 0.4, 0.3])
+    cur = np.array([0.3, 0.7, 0.4, 0.6])
+    d = cur - ref
+    assert paired_diff_ci(cur, ref) == pytest.approx(stats.t.interval(0.95, 3, loc=d.mean(), scale=stats.sem(d)))
+    assert paired_diff_ci(cur, ref) == pytest.approx(mean_ci(d))
+    with pytest.raises(ValueError, match="differ in length"):
+        paired_diff_ci(cur, ref[:3])
+    cells = pd.DataFrame([{"method": "g", "env": "e", "seed": s, "w": w, "success": v}
+                          for w, vals in ((1.0, ref), (3.0, cur)) for s, v in enumerate(vals)])
+    out = paired_differences(cells, "g", 1.0).set_index("w")
+    assert out.loc[3.0, "mean_diff"] == pytest.approx(d.mean()) and out.loc[3.0, "n_seeds"] == 4
+    assert (out.loc[3.0, "ci_low"], out.loc[3.0, "ci_high"]) == pytest.approx(mean_ci(d))
+    assert (out.loc[3.0, "seeds_better"], out.loc[3.0, "seeds_worse"]) == (3, 0)
+    assert (out.loc[1.0, "ci_low"], out.loc[1.0, "ci_high"]) == (0.0, 0.0)  # w = 1 minus itself
+    one = paired_differences(cells[cells["seed"] == 0], "g", 1.0).set_index("w")
+    assert np.isnan(one.loc[3.0, "ci_low"]) and one.loc[3.0, "n_seeds"] == 1
 
 
 def test_summarize_by_agrees_with_summarize():
     cells = synthetic_cells(seeds=3, gc=False)
     cells = cells[cells["method"] == "cfgrl"]
-    a = summarize(cells, n_resamples=500, random_state=1)
-    b = summarize_by(cells, ["method", "env", "w"], n_resamples=500, random_state=1)
+    a = summarize(cells)
+    b = summarize_by(cells, ["method", "env", "w"])
     pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_dtype=False)
 
 
@@ -140,11 +223,13 @@ def test_unknown_rules_and_ambiguous_rows_raise():
     assert set(rows_for(val_test_cells(), "cfgrl", 2.0)["split"]) == {"test"}
 
 
-def test_bootstrap_ci_of_a_missing_metric_is_nan_without_warnings():
+def test_interval_of_a_missing_metric_is_nan_without_warnings():
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        low, high = bootstrap_ci(np.array([np.nan, np.nan, np.nan]))  # success on dm_control
+        low, high = mean_ci(np.array([np.nan, np.nan, np.nan]))  # success on dm_control
         assert np.isnan(low) and np.isnan(high)
-        assert bootstrap_ci(np.array([0.2, 0.4, 0.9]))[0] < 0.5  # ordinary input still works
+        assert all(np.isnan(welch_diff_ci(np.array([np.nan] * 3), np.array([np.nan] * 3))))
+        assert np.isnan(seed_std(np.array([np.nan, np.nan])))
+        assert mean_ci(np.array([0.2, 0.4, 0.9]))[0] < 0.5  # ordinary input still works

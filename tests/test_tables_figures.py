@@ -41,7 +41,7 @@ def test_bold_rule_is_95_percent_of_the_row_best():
     np.testing.assert_array_equal(bold_mask([1.0, 0.96, 0.94, np.nan]), [True, True, False, False])
     np.testing.assert_array_equal(bold_mask([0.0, 0.0]), [True, True])
     cells = fixed_cells({"best": {"e": [1.0] * 3}, "near": {"e": [0.96] * 3}, "far": {"e": [0.94] * 3}})
-    table = results_table(cells, {"best": "best", "near": "near", "far": "far"}, n_resamples=200)
+    table = results_table(cells, {"best": "best", "near": "near", "far": "far"})
     assert table.set_index("label")["bold"].to_dict() == {"best": True, "near": True, "far": False}
     md = to_markdown(table)
     assert "**100.0 ± 0.0**" in md and "**96.0 ± 0.0**" in md and "| 94.0 ± 0.0 |" in md
@@ -49,20 +49,44 @@ def test_bold_rule_is_95_percent_of_the_row_best():
 
 
 def test_significance_marks_only_where_holm_corrected_p_is_small():
+    # 5 vs 5 seeds: the exact permutation p of big_gap is 2/252, 2/252 * 2 < 0.05 after Holm over the 2 envs
     cells = fixed_cells({
-        "cfgrl": {"big_gap": [0.90, 0.92, 0.88, 0.91], "no_gap": [0.50, 0.55, 0.45, 0.52]},
-        "awr": {"big_gap": [0.40, 0.42, 0.38, 0.41], "no_gap": [0.51, 0.47, 0.53, 0.49]},
+        "cfgrl": {"big_gap": [0.90, 0.92, 0.88, 0.91, 0.89], "no_gap": [0.50, 0.55, 0.45, 0.52, 0.48]},
+        "awr": {"big_gap": [0.40, 0.42, 0.38, 0.41, 0.39], "no_gap": [0.51, 0.47, 0.53, 0.49, 0.50]},
     })
-    table = results_table(cells, {"AWR": "awr", "CFGRL": "cfgrl"}, comparisons=[("CFGRL", "AWR")],
-                          n_resamples=200)
+    table = results_table(cells, {"AWR": "awr", "CFGRL": "cfgrl"}, comparisons=[("CFGRL", "AWR")])
     marks = table.set_index(["env", "label"])["mark"].to_dict()
     assert marks == {("big_gap", "AWR"): "", ("big_gap", "CFGRL"): "*", ("no_gap", "AWR"): "",
                      ("no_gap", "CFGRL"): ""}
+    holm_p = table.set_index(["env", "label"])["holm_p"]
+    assert holm_p[("big_gap", "CFGRL")] == pytest.approx(2 * 2 / 252)
     md = to_markdown(table)
     assert md.count(r"\*") == 2  # the marked cell and the note explaining it
+    assert "exact permutation test" in md and "Holm-corrected" in md and "Student-t CI" in md
+    assert "Welch" not in md and "bootstrap" not in md
     assert "$^{*}$" in to_latex(table)
-    unmarked = results_table(cells, {"AWR": "awr", "CFGRL": "cfgrl"}, n_resamples=200)
+    unmarked = results_table(cells, {"AWR": "awr", "CFGRL": "cfgrl"})
     assert "*" not in to_markdown(unmarked).replace("**", "")
+
+
+def test_marks_need_enough_seeds():
+    # 4 vs 4 with complete separation: exact p = 2/70 = 0.029, but Holm over 2 envs makes it 0.057: no mark
+    cells = fixed_cells({"cfgrl": {"e1": [0.9, 0.92, 0.88, 0.91], "e2": [0.9, 0.92, 0.88, 0.91]},
+                         "awr": {"e1": [0.4, 0.42, 0.38, 0.41], "e2": [0.4, 0.42, 0.38, 0.41]}})
+    table = results_table(cells, {"AWR": "awr", "CFGRL": "cfgrl"}, comparisons=[("CFGRL", "AWR")])
+    assert (table["mark"] == "").all() and table["holm_p"].to_numpy() == pytest.approx([4 / 70] * 4)
+
+
+def test_one_seed_prints_no_std_and_no_interval():
+    cells = fixed_cells({"one": {"e": [0.5]}, "three": {"e": [0.2, 0.4, 0.6]}})
+    table = results_table(cells, {"one": "one", "three": "three"}).set_index("label")
+    assert np.isnan(table.loc["one", "std"]) and np.isnan(table.loc["one", "ci_low"])
+    lo, hi = table.loc["three", ["ci_low", "ci_high"]]
+    assert (lo, hi) == pytest.approx((0.4 - 4.302653 * 0.2 / np.sqrt(3), 0.4 + 4.302653 * 0.2 / np.sqrt(3)))
+    md = to_markdown(table.reset_index())
+    row = next(line for line in md.splitlines() if line.startswith("| e |"))
+    assert row.split(" | ")[1:3] == ["**50.0 ± —**", "—"]  # bold: the row's best
+    assert "n = 1, 3" in md
 
 
 def paper_table() -> pd.DataFrame:
@@ -70,7 +94,7 @@ def paper_table() -> pd.DataFrame:
     cells["method"] = cells["method"].replace({"cfgrl": "cfg_rl"})  # an underscore to escape
     return results_table(cells, {"AWR": ("awr", {"temperature": 3.0}), "CFG_RL": ("cfg_rl", 3.0)},
                          paper={"AWR": "AWR", "CFG_RL": "CFGRL"}, paper_table="1",
-                         comparisons=[("CFG_RL", "AWR")], n_resamples=200)
+                         comparisons=[("CFG_RL", "AWR")])
 
 
 def test_tables_show_the_paper_number_beside_ours():
@@ -130,19 +154,19 @@ def cells():
 
 
 def test_fig_temperature_and_w(cells, tmp_path):
-    assert_written(plots.temperature_and_w(cells, tmp_path / "a", n_resamples=200))
+    assert_written(plots.temperature_and_w(cells, tmp_path / "a"))
 
 
 def test_fig_comparison(cells, tmp_path):
-    comp = compare_methods(cells, "cfgrl", "awr", {"cfgrl": 3.0, "awr": {"temperature": 10.0}}, n_resamples=200)
+    comp = compare_methods(cells, "cfgrl", "awr", {"cfgrl": 3.0, "awr": {"temperature": 10.0}})
     assert_written(plots.comparison_plot(comp, tmp_path / "b"))
 
 
 def test_fig_gc_family(cells, tmp_path):
     family = ("#d62728", "#2ca02c")  # the guided method red, the first baseline green
-    assert_written(plots.gc_family_vs_w(cells, tmp_path / "c", n_resamples=200), family)
+    assert_written(plots.gc_family_vs_w(cells, tmp_path / "c"), family)
     flat_only = cells[~cells["method"].isin(["hcfgrl", "hgcbc"])]
-    assert_written(plots.gc_family_vs_w(flat_only, tmp_path / "c_flat", n_resamples=200), family)
+    assert_written(plots.gc_family_vs_w(flat_only, tmp_path / "c_flat"), family)
 
 
 def test_gradient_concentration_and_figure(tmp_path):
@@ -159,7 +183,7 @@ def test_fig_distance_vs_w(tmp_path):
     rng = np.random.default_rng(0)
     data = pd.DataFrame([{"seed": s, "w": w, "distance": 0.02 * w ** 2 + 0.01 * rng.random(),
                           "success": 0.3 + 0.05 * w + 0.02 * rng.normal()} for s in range(3) for w in (0, 1, 2, 3)])
-    assert_written(plots.distance_vs_w(data, tmp_path / "e", n_resamples=200), ("#1f77b4",))
+    assert_written(plots.distance_vs_w(data, tmp_path / "e"), ("#1f77b4",))
 
 
 def test_fig_aggregate(cells, tmp_path):
