@@ -27,6 +27,7 @@ except SpecError as err:
 
 OUT = f"results/{SPEC.name}"
 CELLS = SPEC.cells()
+SNAPSHOT_CELLS = SPEC.snapshot_cells()
 # the rules' `params`: a spec edit reruns exactly the jobs whose settings changed
 HASHES = SPEC.job_hashes()
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-CELL_COLUMNS = ["method", "registry", "temperature", "env", "seed", "w", "split", "success", "return", "distance_to_w0",
+CELL_COLUMNS = ["method", "registry", "temperature", "env", "seed", "w", "split", "step", "snapshot", "success",
+                "return", "distance_to_w0",
                 "episodes", "per_task", "spec_hash", "code_version", "data_sha256", "cpu", "environment_hash", "path"]
 
 
@@ -30,6 +31,8 @@ def read_cell(path: str | Path) -> dict:
         "seed": int(result["seed"]),
         "w": np.nan if result["w"] is None else float(result["w"]),
         "split": result.get("split", "test"),
+        "step": int(result.get("step", prov.get("train_provenance", {}).get("steps", -1))),  # training steps
+        "snapshot": bool(result.get("snapshot", False)),  # a snapshot (eval.at_steps), not the final model
         "success": success,
         "return": float(np.mean([e.get("return", np.nan) for e in episodes])),
         "distance_to_w0": result.get("distance_to_w0", np.nan),  # mean ||a_w - a_0||^2 on dataset states

@@ -345,3 +345,62 @@ def aggregate_plot(iqm: pd.DataFrame, stem: Path, poi: pd.DataFrame | None = Non
             ax.set_title("performance profiles, 95% CI", fontsize=9)
         fig.tight_layout()
         return save(fig, stem)
+
+
+def performance_vs_step(cells: pd.DataFrame, stem: Path, value: str = "success", scale: float = 100.0,
+                        ylabel: str = "success rate (%)", ci: float = 0.95) -> list[Path]:
+    """Performance vs training step (the paper's learning curves): one panel per method entry, one line per w
+    (mean and Student-t CI over seeds, episodes averaged within a seed). cells: one env's rows with columns
+    method, seed, w, step and `value`, snapshots and final models together."""
+    methods = sorted(cells["method"].unique())
+    nrows, ncols = _grid(len(methods), 3)
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
+        for ax, method in zip(axes.flat, methods, strict=False):
+            sub = cells[cells["method"] == method]
+            ws = sorted(sub["w"].dropna().unique()) or [np.nan]
+            for k, w in enumerate(ws):
+                rows = sub if np.isnan(w) else sub[sub["w"] == w]
+                s = summarize_by(rows, ["step"], value, ci)
+                _band(ax, s, "step", scale, COLORS[k % len(COLORS)], "" if np.isnan(w) else f"w={w:g}")
+            ax.set_title(method)
+            ax.set_xlabel("training step")
+            ax.set_ylabel(ylabel)
+            if len(ws) > 1:
+                ax.legend(fontsize=7)
+        for ax in list(axes.flat)[len(methods):]:
+            ax.axis("off")
+        fig.suptitle(f"performance vs training step ({ci_note(ci)})", fontsize=10)
+        fig.tight_layout()
+        return save(fig, stem)
+
+
+def training_curves(curves: pd.DataFrame, stem: Path, ci: float = 0.95) -> list[Path]:
+    """Loss components vs training step, mean and Student-t band over seeds: one panel per component (training
+    and, where logged, validation `val/...` lines together), one colour per method entry.
+    curves: long table with columns method, seed, step, metric, value (one env)."""
+    components = sorted(m for m in curves["metric"].unique() if not m.startswith("val/"))
+    methods = sorted(curves["method"].unique())
+    nrows, ncols = _grid(len(components), 3)
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.0 * nrows), squeeze=False)
+        for ax, comp in zip(axes.flat, components, strict=False):
+            for k, method in enumerate(methods):
+                color = COLORS[k % len(COLORS)]
+                for metric, style in ((comp, "-"), (f"val/{comp}", "--")):
+                    rows = curves[(curves["method"] == method) & (curves["metric"] == metric)]
+                    if rows.empty:
+                        continue
+                    s = summarize_by(rows, ["step"], "value", ci).sort_values("step")
+                    label = method + (" (validation)" if metric.startswith("val/") else "")
+                    ax.plot(s["step"], s["mean"], style, color=color, label=label, lw=1.2)
+                    ax.fill_between(s["step"], s["ci_low"], s["ci_high"], color=color, alpha=0.15, lw=0)
+            ax.set_title(comp, fontsize=9)
+            ax.set_xlabel("training step")
+        for ax in list(axes.flat)[len(components):]:
+            ax.axis("off")
+        if components:
+            axes.flat[0].legend(fontsize=7)
+        fig.suptitle(f"training curves ({ci_note(ci)}; dashed: held-out validation batches)", fontsize=10)
+        fig.tight_layout()
+        return save(fig, stem)

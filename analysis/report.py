@@ -21,7 +21,9 @@ from analysis.plots import (
     gc_family_vs_w,
     gradient_concentration,
     gradient_norms_plot,
+    performance_vs_step,
     temperature_and_w,
+    training_curves,
 )
 from analysis.selection import env_metric, reported_rows, rows_for, split_rows
 from analysis.significance import compare_rows
@@ -502,10 +504,103 @@ def _provenance_section(cells: pd.DataFrame) -> list[str]:
     return parts + [""]
 
 
+def _steps_section(spec: Spec, cells: pd.DataFrame, snapshots: pd.DataFrame, outdir: Path) -> list[str]:
+    """Performance over training steps (eval.at_steps snapshots and the final model), per env and method."""
+    if snapshots.empty:
+        return []
+    parts = ["## Performance over training steps", "",
+             "Snapshots saved during training (eval.at_steps) evaluated on the reported episodes, beside the final "
+             "model. Every table and comparison above reports the final model (the last step, fixed in advance), "
+             "never the best step.", ""]
+    both = pd.concat([split_rows(cells), snapshots], ignore_index=True)
+    for env in sorted(snapshots["env"].unique()):
+        sub = both[(both["env"] == env) & both["method"].isin(snapshots["method"].unique())]
+        value = env_metric(env)
+        stem = outdir / "figures" / f"{value}_vs_step_{slug(env)}"
+        performance_vs_step(sub, stem, value=value, scale=100.0 if value == "success" else 1.0,
+                            ylabel="success rate (%)" if value == "success" else "return", ci=spec.analysis.ci)
+        parts += [f"![{value} vs training step on {env}](figures/{stem.name}.png)", ""]
+    return parts
+
+
+def _curves_section(spec: Spec, outdir: Path) -> list[str]:
+    """Training curves from every reported run's metrics.csv: loss components (and validation losses) vs step."""
+    parts = []
+    for env in spec.envs:
+        long = []
+        for label, entry in spec.methods.items():
+            if env not in entry.envs:
+                continue
+            for seed in spec.seeds:
+                path = outdir / "train" / label / env / f"seed{seed}" / "metrics.csv"
+                if not path.exists() or path.stat().st_size == 0:
+                    continue
+                rows = pd.read_csv(path)
+                value_cols = [c for c in rows.columns if "/" in c]
+                melted = rows.melt(id_vars=["step"], value_vars=value_cols, var_name="metric", value_name="value")
+                long.append(melted.assign(method=label, seed=seed))
+        if not long:
+            continue
+        stem = outdir / "figures" / f"training_curves_{slug(env)}"
+        training_curves(pd.concat(long, ignore_index=True), stem, ci=spec.analysis.ci)
+        parts += [f"![training curves on {env}](figures/{stem.name}.png)", ""]
+    return ["## Training curves", "", *parts] if parts else []
+
+
+def _last(table: pd.DataFrame, column: str) -> float:
+    """The last row's value of a benchmark column as a number (NaN when absent or not a number)."""
+    return float(pd.to_numeric(table[column], errors="coerce").iloc[-1]) if column in table else float("nan")
+
+
+def _cost_section(outdir: Path) -> list[str]:
+    """What the run cost, from Snakemake's benchmark files: per kind of job and per method entry, the number of
+    jobs, their wall time and CPU time (sums) and the peak resident memory."""
+    rows = []
+    for path in sorted((outdir / "benchmarks").rglob("*.tsv")):
+        rel = path.relative_to(outdir / "benchmarks").parts
+        kind = rel[0] if len(rel) > 1 else path.stem
+        if kind == "report":  # the report's own job is running (a benchmark file there is an older run's)
+            continue
+        method = rel[1] if kind in ("train", "eval") and len(rel) > 2 else ""
+        try:
+            b = pd.read_csv(path, sep="\t")
+        except (OSError, ValueError, pd.errors.EmptyDataError):
+            continue
+        if b.empty:
+            continue
+        rows.append({"kind": kind, "method": method, "wall_s": _last(b, "s"), "cpu_s": _last(b, "cpu_time"),
+                     "max_rss_mb": _last(b, "max_rss")})
+    if not rows:
+        return []
+    t = pd.DataFrame(rows)
+
+    def table(groups: list[str]) -> list[list[str]]:
+        g = t.groupby(groups, sort=True).agg(jobs=("wall_s", "size"), wall=("wall_s", "sum"), cpu=("cpu_s", "sum"),
+                                             rss=("max_rss_mb", "max")).reset_index()
+        return [[*(str(r[c]) for c in groups), str(int(r.jobs)), f"{r.wall:.0f}", f"{r.cpu:.0f}", f"{r.rss:.0f}"]
+                for _, r in g.iterrows()]
+
+    head = ["jobs", "wall s (sum)", "CPU s (sum)", "peak RSS (MB)"]
+    total = [["all", str(len(t)), f"{t['wall_s'].sum():.0f}", f"{t['cpu_s'].sum():.0f}",
+              f"{t['max_rss_mb'].max():.0f}"]]
+    per_method = t[t["method"] != ""]
+    return ["## What the run cost", "",
+            "From Snakemake's benchmark files (one per job; the report's own job is not in it): wall and CPU time "
+            "summed over jobs (jobs run in parallel, so the run's wall time is less than the sum), peak resident "
+            "memory of the largest job.", "",
+            _table(["kind", *head], table(["kind"]) + total), "",
+            *([_table(["kind", "method", *head], [r for r in table(["kind", "method"]) if r[1]]), ""]
+              if not per_method.empty else [])]
+
+
 def write_report(spec: Spec, cells_path: str | Path, outdir: str | Path) -> Path:
     """Compute statistics from the cells table, draw figures, write stats.csv and report.md into outdir."""
     outdir = Path(outdir)
+    for folder in ("figures", "tables"):  # outputs of the report rule even when nothing is drawn in them
+        (outdir / folder).mkdir(parents=True, exist_ok=True)
     cells = pd.read_csv(cells_path)
+    snapshot = cells["snapshot"].astype(bool) if "snapshot" in cells.columns else pd.Series(False, cells.index)
+    cells, snapshots = cells[~snapshot], cells[snapshot]
     a = spec.analysis
     test = split_rows(cells)
     summary = pd.concat([summarize_by(test, ["method", "env", "w"], value, a.ci).assign(metric=value)
@@ -522,7 +617,10 @@ def write_report(spec: Spec, cells_path: str | Path, outdir: str | Path) -> Path
     parts += _distance_section(cells, outdir)
     parts += _temperature_section(cells, outdir)
     parts += _gradient_section(spec, outdir)
+    parts += _steps_section(spec, cells, snapshots, outdir)
+    parts += _curves_section(spec, outdir)
     parts += _provenance_section(cells)
+    parts += _cost_section(outdir)
     parts += ["Files: `cells.csv` (one row per cell; `split` = test or validation), `stats.csv` (the test-split "
               "tables), `figures/` (PNG and PDF).", ""]
     path = outdir / "report.md"

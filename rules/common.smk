@@ -18,6 +18,17 @@ def domain_hash(wildcards):
     )
 
 
+def metric_files(wildcards):
+    """The training curves of every reported training run (the report's training-curve figures)."""
+    return sorted(
+        {
+            f"{OUT}/train/{m}/{e}/seed{s}/metrics.csv"
+            for split, m, e, s, _ in CELLS
+            if split == "test"
+        }
+    )
+
+
 def grad_norm_files(wildcards):
     """The per-sample gradient-norm diagnostics of every reported training run (the report's Fig. 2)."""
     return sorted(
@@ -27,3 +38,45 @@ def grad_norm_files(wildcards):
             if split == "test"
         }
     )
+
+
+def _train_outputs(label, seed_pattern):
+    """What training one seed writes (seed_pattern: a number or the {seed} wildcard)."""
+    base = f"{OUT}/train/{label}/{{env}}/seed{seed_pattern}"
+    return [f"{base}/model.pt", f"{base}/metrics.csv", f"{base}/grad_norms.npz"] + [
+        f"{base}/snapshots/step{step}.pt" for step in SPEC.eval.at_steps
+    ]
+
+
+def _define_train_group(label, seeds):
+    block = f"{seeds[0]}-{seeds[-1]}"
+
+    rule:
+        name:
+            f"train_{label}_seeds{block}"
+        input:
+            data=f"{OUT}/data/{{env}}.npz",
+        output:
+            [path for seed in seeds for path in _train_outputs(label, seed)],
+        log:
+            f"{OUT}/logs/train/{label}/{{env}}/seeds{block}.log",
+        benchmark:
+            f"{OUT}/benchmarks/train/{label}/{{env}}/seeds{block}.tsv"
+        wildcard_constraints:
+            env="|".join(re.escape(e) for e in SPEC.methods[label].envs),
+        conda:
+            "../environment.yml"
+        threads: SPEC.train_threads
+        resources:
+            mem_mb=4000,
+        params:
+            spec=SPEC_PATH,
+            method=label,
+            seeds=",".join(str(s) for s in seeds),
+            spec_hash=lambda wc: HASHES["train"][f"{label}|{wc.env}"],
+            # .../train: above <label>/<env: one or more folders>/seed<k>/model.pt
+            root=lambda wc, output: str(Path(output[0]).parents[3 + wc.env.count("/")]),
+        shell:
+            "cfgrl train --spec {params.spec} --method {params.method} --env {wildcards.env}"
+            " --seed {params.seeds} --data {input.data} --out-root {params.root} --threads {threads}"
+            " > {log} 2>&1"

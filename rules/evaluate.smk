@@ -46,3 +46,49 @@ def _define_evaluate_rule(label, splits, seeds):
 
 for _label, _splits, _seeds in SPEC.evaluation_jobs():
     _define_evaluate_rule(_label, _splits, _seeds)
+
+
+def _define_snapshot_rule(label):
+    """The snapshots eval.at_steps asks for: test episodes, every w, one job per snapshot."""
+    entry = SPEC.methods[label]
+    ws = [w_label(w) for w in entry.w] if entry.w is not None else ["none"]
+
+    rule:
+        name:
+            f"evaluate_{label}_snapshots"
+        input:
+            model=f"{OUT}/train/{label}/{{env}}/seed{{seed}}/snapshots/step{{step}}.pt",
+            data=f"{OUT}/data/{{env}}.npz",
+        output:
+            [
+                f"{OUT}/eval/test/{label}/{{env}}/seed{{seed}}/step{{step}}/w{w}.json"
+                for w in ws
+            ],
+        log:
+            f"{OUT}/logs/eval/{label}/{{env}}/seed{{seed}}-step{{step}}.log",
+        benchmark:
+            f"{OUT}/benchmarks/eval/{label}/{{env}}/seed{{seed}}-step{{step}}.tsv"
+        wildcard_constraints:
+            env="|".join(re.escape(e) for e in entry.envs),
+            step=r"\d+",
+        conda:
+            "../environment.yml"
+        threads: SPEC.eval.threads
+        resources:
+            mem_mb=2000,
+        params:
+            spec=SPEC_PATH,
+            method=label,
+            ws=",".join(ws),
+            # .../eval: above test/<label>/<env: one or more folders>/seed<k>/step<N>/w<w>.json
+            root=lambda wc, output: str(Path(output[0]).parents[5 + wc.env.count("/")]),
+            spec_hash=lambda wc: HASHES["eval"][wc.env],
+        shell:
+            "cfgrl evaluate --spec {params.spec} --method {params.method} --env {wildcards.env}"
+            " --seed {wildcards.seed} --w {params.ws} --split test --model {input.model} --step {wildcards.step}"
+            " --data {input.data} --out-root {params.root} --threads {threads} > {log} 2>&1"
+
+
+if SPEC.eval.at_steps:
+    for _label in SPEC.methods:
+        _define_snapshot_rule(_label)

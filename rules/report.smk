@@ -1,6 +1,13 @@
 rule cells:
     input:
-        [f"{OUT}/eval/{split}/{m}/{e}/seed{s}/w{w}.json" for split, m, e, s, w in CELLS],
+        [
+            f"{OUT}/eval/{split}/{m}/{e}/seed{s}/w{w}.json"
+            for split, m, e, s, w in CELLS
+        ]
+        + [
+            f"{OUT}/eval/test/{m}/{e}/seed{s}/step{n}/w{w}.json"
+            for m, e, s, n, w in SNAPSHOT_CELLS
+        ],
     output:
         f"{OUT}/cells.csv",
     log:
@@ -17,6 +24,7 @@ rule report:
     input:
         cells=rules.cells.output[0],
         grad_norms=grad_norm_files,
+        metrics=metric_files,
     output:
         report=report(
             f"{OUT}/report.md", caption="report/report.rst", category="Report"

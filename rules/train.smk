@@ -1,23 +1,39 @@
-rule train:
-    input:
-        data=rules.data.output.train,
-    output:
-        model=f"{OUT}/train/{{method}}/{{env}}/seed{{seed}}/model.pt",
-        metrics=f"{OUT}/train/{{method}}/{{env}}/seed{{seed}}/metrics.csv",
-        grad_norms=f"{OUT}/train/{{method}}/{{env}}/seed{{seed}}/grad_norms.npz",
-    log:
-        f"{OUT}/logs/train/{{method}}/{{env}}/seed{{seed}}.log",
-    benchmark:
-        f"{OUT}/benchmarks/train/{{method}}/{{env}}/seed{{seed}}.tsv"
-    conda:
-        "../environment.yml"
-    threads: SPEC.train_threads
-    resources:
-        mem_mb=4000,
-    params:
-        spec=SPEC_PATH,
-        spec_hash=lambda wc: HASHES["train"][f"{wc.method}|{wc.env}"],
-        out_dir=lambda wc, output: str(Path(output.model).parent),
-    shell:
-        "cfgrl train --spec {params.spec} --method {wildcards.method} --env {wildcards.env} --seed {wildcards.seed}"
-        " --data {input.data} --out {params.out_dir} --threads {threads} > {log} 2>&1"
+# Training: one job per (method, env, seed), or with train.seed_group > 1 one job per block of seeds (one process,
+# the members stepped in turn: each seed's result is bit for bit its solo result).
+
+
+if SPEC.seed_group == 1:
+
+    rule train:
+        input:
+            data=rules.data.output.train,
+        output:
+            model=f"{OUT}/train/{{method}}/{{env}}/seed{{seed}}/model.pt",
+            metrics=f"{OUT}/train/{{method}}/{{env}}/seed{{seed}}/metrics.csv",
+            grad_norms=f"{OUT}/train/{{method}}/{{env}}/seed{{seed}}/grad_norms.npz",
+            snapshots=[
+                f"{OUT}/train/{{method}}/{{env}}/seed{{seed}}/snapshots/step{step}.pt"
+                for step in SPEC.eval.at_steps
+            ],
+        log:
+            f"{OUT}/logs/train/{{method}}/{{env}}/seed{{seed}}.log",
+        benchmark:
+            f"{OUT}/benchmarks/train/{{method}}/{{env}}/seed{{seed}}.tsv"
+        conda:
+            "../environment.yml"
+        threads: SPEC.train_threads
+        resources:
+            mem_mb=4000,
+        params:
+            spec=SPEC_PATH,
+            spec_hash=lambda wc: HASHES["train"][f"{wc.method}|{wc.env}"],
+            out_dir=lambda wc, output: str(Path(output.model).parent),
+        shell:
+            "cfgrl train --spec {params.spec} --method {wildcards.method} --env {wildcards.env} --seed {wildcards.seed}"
+            " --data {input.data} --out {params.out_dir} --threads {threads} > {log} 2>&1"
+
+else:
+
+    for _label in SPEC.methods:
+        for _seeds in SPEC.seed_groups(_label):
+            _define_train_group(_label, _seeds)

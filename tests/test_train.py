@@ -53,3 +53,80 @@ def test_same_seed_same_parameters_other_seed_differs(tmp_path, tiny_navigate_da
     load = [torch.load(tmp_path / n / "model.pt", weights_only=False)["networks"] for n in "abc"]
     assert all(torch.equal(load[0][k], load[1][k]) for k in load[0])
     assert not all(torch.equal(load[0][k], load[2][k]) for k in load[0])
+
+
+def test_a_seed_trained_in_a_group_equals_the_seed_trained_alone(tmp_path, tiny_navigate_data):
+    from cfgrl.pipeline.train import train_group
+
+    spec = _spec(tmp_path, "gc_cfgrl", steps=60)
+    env = "pointmaze-medium-navigate-v0"
+    group = train_group(spec, "gc_cfgrl", env, [0, 1, 2], tiny_navigate_data,
+                        [tmp_path / "g" / f"seed{s}" for s in (0, 1, 2)])
+    assert set(group) == {0, 1, 2}
+    train(spec, "gc_cfgrl", env, 1, tiny_navigate_data, tmp_path / "alone1")
+    a = torch.load(tmp_path / "g" / "seed1" / "model.pt", weights_only=False)["networks"]
+    b = torch.load(tmp_path / "alone1" / "model.pt", weights_only=False)["networks"]
+    assert all(torch.equal(a[k], b[k]) for k in a)  # bit for bit: the members are stepped in turn
+    c = torch.load(tmp_path / "g" / "seed2" / "model.pt", weights_only=False)["networks"]
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+    drop = lambda text: [line.split(",", 3)[::3] for line in text.splitlines()]  # noqa: E731  (no timings)
+    assert drop((tmp_path / "g" / "seed1" / "metrics.csv").read_text()) == \
+        drop((tmp_path / "alone1" / "metrics.csv").read_text())
+
+
+def test_a_killed_group_resumes_exactly(tmp_path, tiny_navigate_data):
+    from cfgrl.pipeline.train import train_group
+
+    spec = _spec(tmp_path, "gcbc", steps=60)
+    env = "pointmaze-medium-navigate-v0"
+    outs = lambda name: [tmp_path / name / f"seed{s}" for s in (0, 1)]  # noqa: E731
+    train_group(spec, "gcbc", env, [0, 1], tiny_navigate_data, outs("straight"))
+    train_group(spec, "gcbc", env, [0, 1], tiny_navigate_data, outs("resumed"), stop_after=30)
+    train_group(spec, "gcbc", env, [0, 1], tiny_navigate_data, outs("resumed"))
+    for s in (0, 1):
+        a = torch.load(tmp_path / "straight" / f"seed{s}" / "model.pt", weights_only=False)["networks"]
+        b = torch.load(tmp_path / "resumed" / f"seed{s}" / "model.pt", weights_only=False)["networks"]
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        rows_a = (tmp_path / "straight" / f"seed{s}" / "metrics.csv").read_text().splitlines()
+        rows_b = (tmp_path / "resumed" / f"seed{s}" / "metrics.csv").read_text().splitlines()
+        # the same rows, none lost or repeated; the interval means equal too (the running sums are checkpointed)
+        assert [r.split(",")[0] for r in rows_a] == [r.split(",")[0] for r in rows_b] == \
+            ["step"] + [str(k) for k in range(10, 61, 10)]
+        assert [r.split(",")[3:] for r in rows_a] == [r.split(",")[3:] for r in rows_b]
+
+
+def test_metrics_csv_grows_while_training_runs(tmp_path, tiny_navigate_data):
+    """The file exists with the rows so far before training ends (read at the checkpoint of a stopped run)."""
+    spec = _spec(tmp_path, "gcbc", steps=60)
+    train(spec, "gcbc", "pointmaze-medium-navigate-v0", 0, tiny_navigate_data, tmp_path / "run", stop_after=30)
+    rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("step,steps_per_s,eta_s") and [r.split(",")[0] for r in rows[1:]] == ["10", "20", "30"]
+    assert "val/actor/loss" in rows[0]  # the held-out validation loss beside the training loss
+    assert not (tmp_path / "run" / "model.pt").exists()
+
+
+def test_a_non_finite_loss_stops_training_naming_the_component_and_keeps_the_checkpoint(tmp_path,
+                                                                                         tiny_navigate_data):
+    from cfgrl.pipeline.train import NonFiniteLoss
+
+    spec = _spec(tmp_path, "gcbc", steps=60)
+    env = "pointmaze-medium-navigate-v0"
+    train(spec, "gcbc", env, 0, tiny_navigate_data, tmp_path / "run", stop_after=25)  # checkpoint at 25
+    from baselines.bc import BC
+
+    original = BC.loss
+
+    def poisoned(self, batch, generator):
+        loss, info = original(self, batch, generator)
+        if self.step >= 33:
+            info["actor/mse"] = info["actor/mse"] * float("nan")
+        return loss, info
+
+    BC.loss = poisoned
+    try:
+        with pytest.raises(NonFiniteLoss, match=r"non-finite actor/mse at step 34 .*checkpoint at step 25 is kept"):
+            train(spec, "gcbc", env, 0, tiny_navigate_data, tmp_path / "run")
+    finally:
+        BC.loss = original
+    kept = torch.load(tmp_path / "run" / "_progress" / "checkpoint.pt", weights_only=False)
+    assert kept["agent"]["step"] == 25 and not (tmp_path / "run" / "model.pt").exists()

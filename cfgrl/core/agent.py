@@ -22,6 +22,7 @@ class TrainConfig:
     weight_decay: float = 0.0  # AdamW weight decay
     log_every: int = 1_000  # updates between metric rows (the only host syncs in the loop)
     checkpoint_every: int = 10_000  # updates between resumable checkpoints
+    snapshot_every: int | None = None  # updates between saved model snapshots (None: none; eval.at_steps uses them)
     device: str = "auto"  # 'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1', ...
     # network initialisation: 'parity' (the reference's flax init: Xavier-uniform kernels, zero biases, Embed-style
     # embeddings and null goals) or 'torch' (PyTorch defaults and zero null goals, for ablations); cfgrl/core/nets.py

@@ -58,11 +58,18 @@ def cmd_exorl_domain(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from cfgrl.pipeline.train import train
+    """Train one seed (--out) or a group of seeds in one process (--out-root: <root>/<method>/<env>/seed<k>)."""
+    from cfgrl.pipeline.train import train_group
 
     spec = load_spec(args.spec)
     _method_entry(spec, args.method, args.env)
-    result = train(spec, args.method, args.env, args.seed, args.data, args.out, threads=args.threads)
+    seeds = [int(x) for x in args.seed.split(",")]
+    if args.out is not None and len(seeds) != 1:
+        raise UsageError("--out names one seed's folder; give --out-root for several seeds")
+    if args.out is None and args.out_root is None:
+        raise UsageError("give --out (one seed) or --out-root (a folder of seeds)")
+    outs = [args.out] if args.out is not None else [args.out_root / args.method / args.env / f"seed{s}" for s in seeds]
+    result = train_group(spec, args.method, args.env, seeds, args.data, outs, threads=args.threads)
     print(f"done: {result}")
 
 
@@ -121,7 +128,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                       seed=args.seed, w=w, split=split,
                       provenance=provenance(spec, device=str(agent.device), eval_seed=bases[split],
                                             model=str(args.model), train_provenance=record["provenance"]))
-        out = args.out or args.out_root / split / args.method / args.env / f"seed{args.seed}" / f"w{w_label(w)}.json"
+        result.update(step=record["provenance"]["steps"], snapshot=args.step is not None)
+        folder = args.out_root / split / args.method / args.env / f"seed{args.seed}" if args.out_root else None
+        if folder is not None and args.step is not None:
+            folder = folder / f"step{args.step}"
+        out = args.out or folder / f"w{w_label(w)}.json"
         atomic_write_json(out, result)
         print(f"{split} {args.method} {args.env} seed{args.seed} w={w}: success {result['success']:.3f}, return "
               f"{result['return']:.2f} ({len(result['episodes'])} episodes)")
@@ -185,11 +196,12 @@ def main(argv: list[str] | None = None) -> None:
 
     sub.add_parser("download", help="download a dataset, checksum-verified (see `cfgrl download --help`)")
 
-    p = sub.add_parser("train", help="train one (method, env, seed)")
+    p = sub.add_parser("train", help="train one (method, env, seed), or several seeds in one process")
     for name in ("--spec", "--method", "--env", "--data"):
         p.add_argument(name, required=True)
-    p.add_argument("--seed", required=True, type=int)
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--seed", required=True, help="training seed, or several comma-separated (one process)")
+    p.add_argument("--out", type=Path, default=None, help="the seed's folder (one seed)")
+    p.add_argument("--out-root", type=Path, default=None, help="write <root>/<method>/<env>/seed<k> per seed")
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_train)
 
@@ -205,7 +217,9 @@ def main(argv: list[str] | None = None) -> None:
                         "test,validation")
     p.add_argument("--out", type=Path, default=None, help="the cell file (one w and one split)")
     p.add_argument("--out-root", type=Path, default=None,
-                   help="write <root>/<split>/<method>/<env>/seed<k>/w<w>.json for every cell")
+                   help="write <root>/<split>/<method>/<env>/seed<k>/[step<N>/]w<w>.json for every cell")
+    p.add_argument("--step", type=int, default=None,
+                   help="the model is the snapshot of this training step (cells under step<N>/)")
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_evaluate)
 

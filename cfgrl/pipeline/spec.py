@@ -32,8 +32,10 @@ from cfgrl.methods import METHODS, method_class
 
 DEFAULTS: dict[str, Any] = {
     # base seeds of the reported (test) and the validation evaluation episodes; torch threads per eval job
-    "eval": {"seed": 10_000, "validation_seed": 20_000, "threads": 1},
-    "train": {"threads": 1},  # torch threads per training job
+    # at_steps: training steps whose snapshots are evaluated too (learning curves), beside the final model
+    "eval": {"seed": 10_000, "validation_seed": 20_000, "threads": 1, "at_steps": []},
+    # torch threads per training job; seeds trained per job (one process, members stepped in turn); metric sinks
+    "train": {"threads": 1, "seed_group": 1, "logging": ["csv"]},
     "analysis": {"ci": 0.95, "bootstrap_resamples": 10_000, "bootstrap_seed": 0},
     "limits": {"max_cells": 20_000},  # evaluation cells a spec may plan (raise it explicitly for bigger grids)
 }
@@ -141,6 +143,7 @@ class EvalSettings:
     seed: int  # base seed of the reported (test) episodes
     validation_seed: int  # base seed of the validation episodes
     threads: int  # torch threads per evaluation job
+    at_steps: tuple[int, ...] = ()  # training steps whose snapshots are evaluated (test episodes) beside the final
 
     def base(self, split: str) -> int:
         return self.seed if split == "test" else self.validation_seed
@@ -164,6 +167,8 @@ class Spec:
     sweeps: Mapping[str, Sweep]
     eval: EvalSettings
     train_threads: int
+    seed_group: int  # seeds of one (method, env) trained in one process
+    train_logging: tuple[str, ...]  # metric sinks: 'csv' (always) and optionally 'tensorboard'
     analysis: Analysis
     max_cells: int
     raw: Mapping[str, Any]  # the validated spec as written (x- blocks dropped), for hashing
@@ -216,6 +221,24 @@ class Spec:
             out += [(label, splits, tuple(seeds)) for splits, seeds in by_splits.items()]
         return out
 
+    def snapshot_cells(self) -> list[tuple[str, str, int, int, str]]:
+        """All (method, env, seed, step, w label) cells of the snapshots eval.at_steps asks for (test episodes of
+        the reported seeds)."""
+        out = []
+        for label, entry in self.methods.items():
+            labels = [w_label(w) for w in entry.w] if entry.w is not None else [w_label(None)]
+            out += [(label, env, seed, step, lab) for env in entry.envs for seed in self.seeds
+                    for step in self.eval.at_steps for lab in labels]
+        return out
+
+    def seed_groups(self, label: str) -> list[tuple[int, ...]]:
+        """The training jobs of an entry: its seeds in blocks of seed_group consecutive seed values (seed // size),
+        so adding seeds leaves existing blocks as they are."""
+        blocks: dict[int, list[int]] = {}
+        for seed in self.training_seeds(label):
+            blocks.setdefault(seed // self.seed_group, []).append(seed)
+        return [tuple(sorted(b)) for _, b in sorted(blocks.items())]
+
     def job_hashes(self) -> dict[str, dict[str, str]]:
         """Content hashes of what each kind of job reads from the spec, for Snakemake `params`, so that editing a
         spec reruns exactly the jobs it touched: {'data': {env: h}, 'train': {'method|env': h}, 'eval': {env: h},
@@ -224,7 +247,8 @@ class Spec:
         the report on everything it reads: the whole spec (analysis settings, rules, sweeps, protocol text)."""
         data = {env: spec_hash({"env": env, "data": dict(e.data)}) for env, e in self.envs.items()}
         train = {f"{m}|{env}": spec_hash({"method": entry.registry, "config": dict(entry.overrides),
-                                          "data": data[env], "threads": self.train_threads})
+                                          "data": data[env], "threads": self.train_threads,
+                                          "logging": list(self.train_logging)})
                  for m, entry in self.methods.items() for env in entry.envs}
         bases = {"seed": self.eval.seed, "validation_seed": self.eval.validation_seed}
         evals = {env: spec_hash({"eval": e.eval_settings, "seeds": bases}) for env, e in self.envs.items()}
@@ -394,11 +418,20 @@ def _build(raw: dict[str, Any], path: Path) -> Spec:
             raise _FieldError(f"sweeps.{sweep_name}.entries", f"'{twice[0]}' is already in sweep '{swept[twice[0]]}'")
         swept.update(dict.fromkeys(built.entries, sweep_name))
         sweeps[sweep_name] = built
+    _check_at_steps(eval_settings.at_steps, methods)
+    logging = tuple(dict.fromkeys(["csv", *given["train"]["logging"]]))
+    if "tensorboard" in logging:
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError:
+            raise _FieldError("train.logging", "'tensorboard' needs the tensorboard package (pip install "
+                              "tensorboard); or leave it out: metrics.csv is always written") from None
     spec = Spec(name=name, path=str(path), hash=spec_hash(raw), seeds=seeds, envs=types.MappingProxyType(envs),
                 methods=types.MappingProxyType(methods), sweeps=types.MappingProxyType(sweeps), eval=eval_settings,
-                train_threads=int(given["train"]["threads"]), analysis=analysis,
-                max_cells=int(given["limits"]["max_cells"]), raw=types.MappingProxyType(raw))
-    n = len(spec.cells())
+                train_threads=int(given["train"]["threads"]), seed_group=int(given["train"]["seed_group"]),
+                train_logging=logging, analysis=analysis, max_cells=int(given["limits"]["max_cells"]),
+                raw=types.MappingProxyType(raw))
+    n = len(spec.cells()) + len(spec.snapshot_cells())
     if n > spec.max_cells:
         raise _FieldError("limits.max_cells", f"the spec plans {n} evaluation cells, more than the cap of "
                           f"{spec.max_cells}; shrink the grid or raise the cap (limits: {{max_cells: {n}}})")
@@ -419,7 +452,27 @@ def _eval(settings: dict[str, Any]) -> EvalSettings:
     if settings["seed"] == settings["validation_seed"]:
         raise _FieldError("eval.validation_seed", f"equals eval.seed ({settings['seed']}): the validation episodes "
                           "would replay the reported ones, and w or T would be chosen on the reported episodes")
-    return EvalSettings(int(settings["seed"]), int(settings["validation_seed"]), int(settings["threads"]))
+    steps = settings["at_steps"]
+    if len(set(steps)) != len(steps):
+        raise _FieldError("eval.at_steps", f"has duplicates: {steps}")
+    return EvalSettings(int(settings["seed"]), int(settings["validation_seed"]), int(settings["threads"]),
+                        tuple(sorted(steps)))
+
+
+def _check_at_steps(at_steps: tuple[int, ...], methods: dict[str, MethodEntry]) -> None:
+    """Every step in eval.at_steps must be a snapshot every method entry saves: before its last update and a
+    multiple of its snapshot_every."""
+    for label, entry in methods.items():
+        for step in at_steps:
+            every = getattr(entry.config, "snapshot_every", None)
+            if step >= entry.config.steps:
+                raise _FieldError("eval.at_steps", f"step {step} is not before the end of training of "
+                                  f"methods.{label} ({entry.config.steps} updates: its final model is evaluated "
+                                  "anyway)")
+            if not every or step % every:
+                raise _FieldError(f"methods.{label}.config.snapshot_every",
+                                  f"training saves no snapshot at step {step} (eval.at_steps); set snapshot_every to "
+                                  "a divisor of every step in at_steps")
 
 
 def _env(name: str, entry: dict[str, Any]) -> EnvEntry:
@@ -521,6 +574,7 @@ def _in(low: float, high: float, low_open: bool = False, high_open: bool = False
 FIELD_CHECKS: dict[str, tuple[Any, str]] = {
     "steps": _in(1, 1e9), "batch_size": _in(1, 1e6), "lr": _in(0, 1, low_open=True),
     "weight_decay": _in(0, 1), "log_every": _in(1, 1e9), "checkpoint_every": _in(1, 1e9),
+    "snapshot_every": _in(1, 1e9),
     "flow_steps": _in(1, 10_000), "label_dim": _in(1, 65_536), "time_dim": _in(2, 65_536),
     "time_grid": _in(0, 1e6), "subgoal_steps": _in(1, 1e6), "discount": _in(0, 1), "tau": _in(0, 1, low_open=True),
     "expectile": _in(0, 1, True, True), "null_prob": _in(0, 1), "null_goal_prob": _in(0, 1),

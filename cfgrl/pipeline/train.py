@@ -1,10 +1,20 @@
 """The one training loop every method goes through: sample batches, update, log, checkpoint, resume.
 
-Outputs in `out_dir`: `model.pt` (networks + config + provenance), `metrics.csv` and `grad_norms.npz` (the per-sample
-actor-gradient norms of one batch, empty for methods without them), written when training ends.
-While training, `out_dir/_progress/checkpoint.pt` holds networks, optimiser, RNG states, step and the metric
-rows so far; a killed job restarted with the same arguments resumes from it and, on CPU, ends with the same
-parameters as an uninterrupted run.
+One process trains one seed or a group of seeds of a (method, env) (`train.seed_group` in the spec): one data load,
+one dataset sampler, and the members stepped in turn, each with its own agent, batch-sampling RNG and noise
+stream, so a member's parameters are bit for bit those of the same seed trained alone (tested).
+
+Outputs in each seed's `out_dir`: `model.pt` (networks + config + provenance), `metrics.csv` and `grad_norms.npz`
+(the per-sample actor-gradient norms of one batch, empty for methods without them), and `snapshots/step<N>.pt` every
+`snapshot_every` updates when the config asks for snapshots (evaluated by `eval.at_steps`). `metrics.csv` grows
+by one row per log interval while training runs (flushed: `tail -f` works); when training ends it is rewritten
+whole. Each row has the loss components averaged over the interval, `val/...` (the same losses on a batch of the
+held-out validation file, drawn from RNGs of its own, so the training stream is unchanged), `steps_per_s` and
+`eta_s`. While training, `out_dir/_progress/checkpoint.pt` holds networks, optimiser, RNG states, step and the
+metric rows so far; a killed job restarted with the same arguments resumes from it (its metrics.csv is rewritten
+from the checkpoint's rows, so rows are neither lost nor repeated) and, on CPU, ends with the same parameters as an
+uninterrupted run. A non-finite loss stops training with the component and the step named; the last checkpoint
+(written before the first bad step) stays.
 """
 
 from __future__ import annotations
@@ -13,7 +23,8 @@ import csv
 import io
 import sys
 import time
-from dataclasses import asdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +33,20 @@ import torch
 
 from cfgrl.core.agent import Agent
 from cfgrl.core.nets import pick_device
+from cfgrl.data.layout import DataError
 from cfgrl.data.samplers import BatchRequest, GoalSampler
 from cfgrl.envs.registry import EnvInfo
 from cfgrl.io import atomic_savez, atomic_write, atomic_write_text
 from cfgrl.methods import method_class
 from cfgrl.pipeline.provenance import data_hash, provenance
 from cfgrl.pipeline.spec import Spec
+from cfgrl.seeding import derive_seed
+
+VALIDATION_KEY = 4  # second key of the validation-loss RNG seeds (seed, key): apart from every training stream
+
+
+class NonFiniteLoss(RuntimeError):
+    """Training produced a NaN or Inf; the message names the component, the step and the kept checkpoint."""
 
 
 def build_agent(method: str, config: Any, obs_dim: int, action_dim: int, goal_dim: int, device: torch.device,
@@ -36,11 +55,12 @@ def build_agent(method: str, config: Any, obs_dim: int, action_dim: int, goal_di
     return method_class(method)(config, obs_dim, action_dim, goal_dim, device, seed)
 
 
-def make_sampler(env: EnvInfo, data_path: str | Path, agent_class: type[Agent], config: Any) -> Any:
-    """The batch sampler an agent class trains with on an env's dataset file: the agent says which batches
-    (`batch_kind`, `batch_options`), the env's kind reads the file and builds the sampler."""
+def make_sampler(env: EnvInfo, data_path: str | Path, agent_class: type[Agent], config: Any,
+                 validation: bool = False) -> Any:
+    """The batch sampler an agent class trains with on an env's dataset file (or, `validation`, on its held-out
+    twin): the agent says which batches (`batch_kind`, `batch_options`), the env's kind reads the file."""
     request = BatchRequest(agent_class.batch_kind, **agent_class.batch_options(config))
-    return env.kind.sampler(env, data_path, request)
+    return env.kind.sampler(env, data_path, request, validation=validation)
 
 
 def _save(path: Path, obj: Any) -> None:
@@ -60,84 +80,220 @@ def metrics_csv(rows: list[dict[str, float]]) -> str:
     return buf.getvalue()
 
 
+@dataclass
+class _Member:
+    """One seed of a training group: its agent, RNGs, metric rows, running sums and files."""
+
+    seed: int
+    out_dir: Path
+    agent: Agent
+    rng: np.random.Generator
+    rows: list[dict[str, float]] = field(default_factory=list)
+    sums: dict[str, torch.Tensor] = field(default_factory=dict)
+    first_bad: dict[str, torch.Tensor] = field(default_factory=dict)  # component -> first non-finite step (-1)
+    tensorboard: Any = None
+    n_since_log: int = 0
+    t_log: float = field(default_factory=time.perf_counter)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "_progress" / "checkpoint.pt"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.out_dir / "metrics.csv"
+
+    def checkpoint(self) -> None:
+        """Everything a resumed run needs to continue as if never stopped, the running metric sums included."""
+        _save(self.checkpoint_path, {"agent": self.agent.full_state(), "numpy_rng": self.rng.bit_generator.state,
+                                     "rows": self.rows, "sums": self.sums, "first_bad": self.first_bad})
+
+    def resume(self, device: torch.device) -> None:
+        if not self.checkpoint_path.exists():
+            self.metrics_path.unlink(missing_ok=True)
+            return
+        state = torch.load(self.checkpoint_path, map_location=device, weights_only=False)
+        self.agent.load_full_state(state["agent"])
+        self.rng.bit_generator.state = state["numpy_rng"]
+        self.rows = state["rows"]
+        self.sums, self.first_bad = state.get("sums", {}), state.get("first_bad", {})
+        atomic_write_text(self.metrics_path, metrics_csv(self.rows) if self.rows else "")
+        print(f"seed {self.seed}: resumed from {self.checkpoint_path} at step {self.agent.step}", flush=True)
+
+    def accumulate(self, info: dict[str, torch.Tensor]) -> None:
+        step = self.agent.step
+        for k, v in info.items():
+            self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
+            bad = self.first_bad.get(k)
+            if bad is None:
+                bad = self.first_bad[k] = torch.full((), -1, dtype=torch.long, device=v.device)
+            bad.copy_(torch.where((bad < 0) & ~torch.isfinite(v), step, bad))
+
+    def append_row(self, row: dict[str, float]) -> None:
+        """Add a metric row: to memory, to the growing metrics.csv (flushed) and to TensorBoard."""
+        new_file = not self.metrics_path.exists() or self.metrics_path.stat().st_size == 0
+        self.rows.append(row)
+        keys = list(self.rows[0])
+        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.metrics_path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+            if new_file:
+                writer.writeheader()
+            writer.writerow(row)
+            f.flush()
+        if self.tensorboard is not None:
+            for k, v in row.items():
+                if k != "step":
+                    self.tensorboard.add_scalar(k, v, row["step"])
+            self.tensorboard.flush()
+
+
 def train(spec: Spec, method: str, env: str, seed: int, data_path: str | Path, out_dir: str | Path,
           threads: int | None = None, stop_after: int | None = None) -> dict[str, Any]:
-    """Train the spec's method entry `method` on `env`'s dataset with `seed`.
+    """Train the spec's method entry `method` on `env`'s dataset with `seed` (one member: `train_group`)."""
+    return train_group(spec, method, env, [seed], data_path, [out_dir], threads, stop_after)[seed]
 
-    `stop_after` ends early after writing a checkpoint (tests of resumption)."""
+
+def train_group(spec: Spec, method: str, env: str, seeds: Sequence[int], data_path: str | Path,
+                out_dirs: Sequence[str | Path], threads: int | None = None, stop_after: int | None = None
+                ) -> dict[int, dict[str, Any]]:
+    """Train the spec's method entry `method` on `env`'s dataset for each seed (out_dirs: one per seed) in one
+    process. `stop_after` ends early after writing a checkpoint (tests of resumption)."""
     entry = spec.methods[method]
     config = entry.config
     device = pick_device(config.device)
     torch.set_num_threads(threads or spec.train_threads)
-    out_dir = Path(out_dir)
-    ckpt_path = out_dir / "_progress" / "checkpoint.pt"
-
-    sampler = make_sampler(spec.envs[env].info, data_path, entry.cls, config)
+    info = spec.envs[env].info
+    sampler = make_sampler(info, data_path, entry.cls, config)
+    try:  # the held-out episodes, for the validation loss
+        val_sampler = make_sampler(info, data_path, entry.cls, config, validation=True)
+    except (DataError, FileNotFoundError) as err:
+        val_sampler = None
+        print(f"no validation loss: {err}", flush=True)
     obs_dim, action_dim = sampler.observations.shape[1], sampler.actions.shape[1]
     goal_dim = sampler.goal_source.shape[1] if isinstance(sampler, GoalSampler) else 0
-    agent = build_agent(entry.registry, config, obs_dim, action_dim, goal_dim, device, seed)
-    rng = np.random.default_rng(seed)  # fixes batch sampling
-    rows: list[dict[str, float]] = []
+    members = []
+    for seed, out in zip(seeds, out_dirs, strict=True):
+        agent = build_agent(entry.registry, config, obs_dim, action_dim, goal_dim, device, seed)
+        member = _Member(seed, Path(out), agent, np.random.default_rng(seed))  # the rng fixes batch sampling
+        member.resume(device)
+        if "tensorboard" in spec.train_logging:
+            from torch.utils.tensorboard import SummaryWriter
 
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        agent.load_full_state(state["agent"])
-        rng.bit_generator.state = state["numpy_rng"]
-        rows = state["rows"]
-        print(f"resumed from {ckpt_path} at step {agent.step}", flush=True)
-
-    def checkpoint() -> None:
-        _save(ckpt_path, {"agent": agent.full_state(), "numpy_rng": rng.bit_generator.state, "rows": rows})
-
+            member.tensorboard = SummaryWriter(str(member.out_dir / "tensorboard"))
+        members.append(member)
     show_bar = sys.stderr.isatty()
     bar = None
     if show_bar:
         from tqdm import tqdm
 
-        bar = tqdm(total=config.steps, initial=agent.step, desc=f"{method} {env} seed{seed}", unit="step")
-    sums: dict[str, torch.Tensor] = {}
-    n_since_log, t_log = 0, time.perf_counter()
-    agent.train()
-    while agent.step < config.steps:
-        info = agent.update(_to_tensors(sampler.sample(config.batch_size, rng), device))
-        for k, v in info.items():
-            sums[k] = sums[k] + v if k in sums else v.clone()
-        n_since_log += 1
+        bar = tqdm(total=config.steps * len(members), initial=sum(m.agent.step for m in members),
+                   desc=f"{method} {env} seeds {list(seeds)}", unit="step")
+    save = _ModelSaver(spec, method, env, entry, data_path, device, obs_dim, action_dim, goal_dim)
+    snapshot_every = getattr(config, "snapshot_every", None)
+    for m in members:
+        m.agent.train()
+    active = [m for m in members if m.agent.step < config.steps]
+    while active:
+        for m in active:  # the members in turn, each exactly as if trained alone
+            m.accumulate(m.agent.update(_to_tensors(sampler.sample(config.batch_size, m.rng), device)))
+            m.n_since_log += 1
+            step = m.agent.step
+            if snapshot_every and step % snapshot_every == 0 and step < config.steps:
+                save(m, m.out_dir / "snapshots" / f"step{step}.pt")
+            if step % config.log_every == 0 or step == config.steps:
+                _log(m, config, val_sampler, device, quiet=show_bar)
+            if step % config.checkpoint_every == 0 and step < config.steps:
+                _check_finite(m)
+                m.checkpoint()
         if bar is not None:
-            bar.update(1)
-        if agent.step % config.log_every == 0 or agent.step == config.steps:
-            now = time.perf_counter()
-            row = {"step": agent.step, "steps_per_s": n_since_log / max(now - t_log, 1e-9)}
-            row.update({k: float(v / n_since_log) for k, v in sums.items()})  # the only host sync
-            rows.append(row)
-            if not show_bar:
-                print(" ".join(f"{k}={v}" if k == "step" else f"{k}={v:.4g}" for k, v in row.items()), flush=True)
-            sums, n_since_log, t_log = {}, 0, now
-        if agent.step % config.checkpoint_every == 0 and agent.step < config.steps:
-            checkpoint()
-        if stop_after is not None and agent.step >= stop_after:
-            checkpoint()
-            return {"stopped_at": agent.step}
+            bar.update(len(active))
+        if stop_after is not None and all(m.agent.step >= stop_after for m in active):
+            for m in active:
+                _check_finite(m)
+                m.checkpoint()
+            return {m.seed: {"stopped_at": m.agent.step} for m in members}
+        active = [m for m in active if m.agent.step < config.steps]
     if bar is not None:
         bar.close()
+    out = {}
+    for m in members:
+        _check_finite(m)
+        out[m.seed] = _finish(m, config, sampler, device, save)
+    return out
 
-    meta = provenance(spec, method=method, env=env, seed=seed, device=str(device), steps=agent.step,
-                      data=str(data_path), data_sha256=data_hash(data_path), torch_threads=torch.get_num_threads())
+
+def _log(m: _Member, config: Any, val_sampler: Any, device: torch.device, quiet: bool) -> None:
+    """One metric row of a member: the interval's mean losses, the validation losses, speed and ETA."""
+    _check_finite(m)
+    now = time.perf_counter()
+    rate = m.n_since_log / max(now - m.t_log, 1e-9)
+    n = max(1, m.agent.step - (int(m.rows[-1]["step"]) if m.rows else 0))  # the steps the sums cover
+    row: dict[str, float] = {"step": m.agent.step, "steps_per_s": rate, "eta_s": (config.steps - m.agent.step) / rate}
+    row.update({k: float(v / n) for k, v in m.sums.items()})  # the only host sync
+    if val_sampler is not None:
+        row.update(_validation_losses(m, val_sampler, config, device))
+    m.sums, m.n_since_log, m.t_log = {}, 0, now
+    m.append_row(row)
+    if not quiet:
+        text = " ".join(f"{k}={v}" if k == "step" else f"{k}={v:.4g}" for k, v in row.items())
+        print(f"seed={m.seed} {text}", flush=True)
+
+
+@torch.no_grad()
+def _validation_losses(m: _Member, val_sampler: Any, config: Any, device: torch.device) -> dict[str, float]:
+    """The loss components on a held-out batch, drawn with RNGs seeded from (seed, VALIDATION_KEY, step)."""
+    seed = derive_seed(m.seed, VALIDATION_KEY, m.agent.step)
+    batch = _to_tensors(val_sampler.sample(config.batch_size, np.random.default_rng(seed)), device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    _, info = m.agent.loss(batch, generator)
+    return {f"val/{k}": float(v) for k, v in info.items()}
+
+
+def _check_finite(m: _Member) -> None:
+    bad = {k: int(v) for k, v in m.first_bad.items() if int(v) >= 0}
+    if bad:
+        component, step = min(bad.items(), key=lambda kv: kv[1])
+        kept = torch.load(m.checkpoint_path, weights_only=False)["agent"]["step"] if m.checkpoint_path.exists() else 0
+        raise NonFiniteLoss(f"{m.out_dir}: training stopped: non-finite {component} at step {step} (seed {m.seed}); "
+                            f"the checkpoint at step {kept} is kept")
+
+
+class _ModelSaver:
+    """Writes a member's networks, config and provenance (model.pt, snapshots); the data hash computed once."""
+
+    def __init__(self, spec: Spec, method: str, env: str, entry: Any, data_path: str | Path, device: torch.device,
+                 obs_dim: int, action_dim: int, goal_dim: int) -> None:
+        self.spec, self.method, self.env, self.entry, self.data_path = spec, method, env, entry, data_path
+        self.device, self.dims = device, {"obs_dim": obs_dim, "action_dim": action_dim, "goal_dim": goal_dim}
+        self._data_hash: str | None = None
+
+    def __call__(self, m: _Member, path: Path) -> None:
+        if self._data_hash is None:
+            self._data_hash = data_hash(self.data_path)
+        meta = provenance(self.spec, method=self.method, env=self.env, seed=m.seed, device=str(self.device),
+                          steps=m.agent.step, data=str(self.data_path), data_sha256=self._data_hash,
+                          torch_threads=torch.get_num_threads())
+        _save(path, {"method": self.entry.registry, "label": self.method, "config": asdict(self.entry.config),
+                     **self.dims, "networks": m.agent.state_dict(), "provenance": meta})
+
+
+def _finish(m: _Member, config: Any, sampler: Any, device: torch.device, save: _ModelSaver) -> dict[str, Any]:
     norms = np.zeros(0, dtype=np.float32)  # the paper's Fig. 2 diagnostic, on one fresh batch (empty: no such norms)
-    if hasattr(agent, "per_sample_actor_grad_norms"):
-        diag = _to_tensors(sampler.sample(min(config.batch_size, 512), np.random.default_rng([seed, 2])), device)
-        norms = agent.per_sample_actor_grad_norms(diag).cpu().numpy()
-    atomic_savez(out_dir / "grad_norms.npz", {"norms": norms, "step": np.asarray(agent.step)})
-    _save(out_dir / "model.pt", {"method": entry.registry, "label": method, "config": asdict(config),
-                                 "obs_dim": obs_dim, "action_dim": action_dim, "goal_dim": goal_dim,
-                                 "networks": agent.state_dict(), "provenance": meta})
-    atomic_write_text(out_dir / "metrics.csv", metrics_csv(rows))
-    ckpt_path.unlink(missing_ok=True)
-    return {"steps": agent.step, "final": rows[-1] if rows else {}}
+    if hasattr(m.agent, "per_sample_actor_grad_norms"):
+        diag = _to_tensors(sampler.sample(min(config.batch_size, 512), np.random.default_rng([m.seed, 2])), device)
+        norms = m.agent.per_sample_actor_grad_norms(diag).cpu().numpy()
+    atomic_savez(m.out_dir / "grad_norms.npz", {"norms": norms, "step": np.asarray(m.agent.step)})
+    save(m, m.out_dir / "model.pt")
+    atomic_write_text(m.metrics_path, metrics_csv(m.rows))
+    if m.tensorboard is not None:
+        m.tensorboard.close()
+    m.checkpoint_path.unlink(missing_ok=True)
+    return {"steps": m.agent.step, "final": m.rows[-1] if m.rows else {}}
 
 
 def load_agent(model_path: str | Path, device: torch.device | None = None) -> tuple[Agent, dict[str, Any]]:
-    """Rebuild an agent from `model.pt` for evaluation. Returns (agent in eval mode, the saved record)."""
+    """Rebuild an agent from `model.pt` (or a snapshot) for evaluation. Returns (agent in eval mode, the record)."""
     record = torch.load(model_path, map_location="cpu", weights_only=False)
     cls = method_class(record["method"])
     config = cls.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in record["config"].items()})
@@ -146,3 +302,4 @@ def load_agent(model_path: str | Path, device: torch.device | None = None) -> tu
     agent.load_state_dict(record["networks"])
     agent.eval()
     return agent, record
+
