@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 CELL_COLUMNS = ["method", "registry", "temperature", "env", "seed", "w", "split", "step", "snapshot", "success",
-                "return", "distance_to_w0",
+                "return", "normalized_return", "distance_to_w0",
                 "episodes", "per_task", "spec_hash", "code_version", "data_sha256", "cpu", "environment_hash", "path"]
 
 
@@ -35,6 +35,7 @@ def read_cell(path: str | Path) -> dict:
         "snapshot": bool(result.get("snapshot", False)),  # a snapshot (eval.at_steps), not the final model
         "success": success,
         "return": float(np.mean([e.get("return", np.nan) for e in episodes])),
+        "normalized_return": result.get("normalized_return", np.nan),  # Minari: minari.get_normalized_score x 100
         "distance_to_w0": result.get("distance_to_w0", np.nan),  # mean ||a_w - a_0||^2 on dataset states
         "episodes": len(episodes),
         "per_task": json.dumps(result.get("per_task") or {}, sort_keys=True),  # {task: success}, goal-conditioned

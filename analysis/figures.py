@@ -8,6 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from cfgrl.io import atomic_write
+
 STYLE = {"figure.dpi": 120, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
          "axes.spines.right": False, "font.size": 10, "legend.frameon": False}
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
@@ -23,11 +25,11 @@ def role_colors(guided: list[str], unguided: list[str]) -> dict[str, str]:
 
 
 def save(fig: plt.Figure, stem: Path) -> list[Path]:
-    """Write stem.png and stem.pdf; return both paths."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    """Write stem.png and stem.pdf, each atomically (a killed report leaves no half-written figure); return both
+    paths."""
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     for p in paths:
-        fig.savefig(p, bbox_inches="tight")
+        atomic_write(p, lambda f, fmt=p.suffix[1:]: fig.savefig(f, format=fmt, bbox_inches="tight"))
     plt.close(fig)
     return paths
 

@@ -135,9 +135,13 @@ def _env_section(spec: Spec, cells: pd.DataFrame, env: str, outdir: Path) -> lis
     summary = summarize_by(sub, ["method", "env", "w"], value, a.ci)
     with_return = resolve_env(env).kind.reports_return
     returns = summarize_by(sub, ["method", "env", "w"], "return", a.ci) if with_return else None
+    normalised = "normalized_return" in sub and sub["normalized_return"].notna().any()
+    if normalised:  # a Minari dataset with reference scores: the D4RL-normalised score beside the return
+        with_return, returns = True, summarize_by(sub, ["method", "env", "w"], "normalized_return", a.ci)
     ci_pct = int(100 * a.ci)
     header = ["method", "w", "seeds", value, "std", f"{ci_pct}% CI"]
-    header += ["return", f"return {ci_pct}% CI"] if with_return else []
+    extra = "normalised score" if normalised else "return"
+    header += [extra, f"{extra} {ci_pct}% CI"] if with_return else []
     rows = []
     for k, r in enumerate(summary.itertuples()):
         row = [r.method, w_text(r.w), str(r.n_seeds), fmt(value, r.mean), fmt(value, r.std),
@@ -148,7 +152,8 @@ def _env_section(spec: Spec, cells: pd.DataFrame, env: str, outdir: Path) -> lis
         rows.append(row)
     what = "Success rate (%)" if value == "success" else "Episode return"
     parts = [f"## {env}", "", f"{what}, mean over seeds of the per-seed mean over episodes"
-             + (" (return: undiscounted episode return)." if with_return else "."), "", _table(header, rows), ""]
+             + (" (normalised score: minari.get_normalized_score x 100, 0 = random, 100 = expert)." if normalised
+                else " (return: undiscounted episode return)." if with_return else "."), "", _table(header, rows), ""]
     unit = "percentage points" if value == "success" else "return"
     for method in sorted(sub["method"].unique()):
         if not _is_guided(spec, method) or 1.0 not in set(sub[sub["method"] == method]["w"]):
@@ -301,12 +306,18 @@ def _comparisons(spec: Spec, cells: pd.DataFrame, reported: dict[str, pd.DataFra
 
 def _aggregate_section(spec: Spec, reported: dict[str, pd.DataFrame], outdir: Path) -> list[str]:
     """Across envs with rliable: IQM with stratified bootstrap CIs and the probability that each guided method
-    (at its reported setting) beats each other reported row, on normalised scores (success; return / 1000), for
-    every group of reported rows run on the same envs with the same seeds."""
+    (at its reported setting) beats each other reported row, on normalised scores (success; dm_control return /
+    1000; Minari datasets with reference scores: minari.get_normalized_score), for every group of reported rows
+    run on the same envs with the same seeds."""
     a = spec.analysis
     groups: dict[tuple[str, ...], list[str]] = {}
+    def comparable(env: str, rows: pd.DataFrame) -> bool:  # a common scale: success, return / 1000, D4RL score
+        if resolve_env(env).kind.score_scale is not None:
+            return True
+        return "normalized_return" in rows and rows.loc[rows["env"] == env, "normalized_return"].notna().all()
+
     for label, rows in reported.items():
-        envs = sorted(e for e in rows["env"].unique() if resolve_env(e).kind.score_scale is not None)
+        envs = sorted(e for e in rows["env"].unique() if comparable(e, rows))
         if envs:
             groups.setdefault(tuple(envs), []).append(label)
     parts = []
@@ -318,6 +329,9 @@ def _aggregate_section(spec: Spec, reported: dict[str, pd.DataFrame], outdir: Pa
         scale = table["env"].map(lambda e: resolve_env(e).kind.score_scale)  # success 1, dm_control return 1000
         success = table["env"].map(env_metric) == "success"
         table["score"] = np.where(success, table["success"], table["return"]) / scale
+        if "normalized_return" in table:  # Minari datasets with reference scores: the D4RL-normalised score / 100
+            normalised = scale.isna()
+            table.loc[normalised, "score"] = table.loc[normalised, "normalized_return"] / 100.0
         try:
             scores, env_order = score_matrices(table, labels, value="score", envs=list(envs))
         except ValueError as err:
@@ -346,7 +360,8 @@ def _aggregate_section(spec: Spec, reported: dict[str, pd.DataFrame], outdir: Pa
             f"Interquartile mean of the seed x env scores with stratified bootstrap CIs ({a.bootstrap_resamples} "
             "resamples), and the "
             "probability of improvement P(X > Y) (0.5: no difference), on normalised scores: success rate, and "
-            "dm_control return / 1000 (Minari envs are left out: their returns have no common scale here). Every "
+            "dm_control return / 1000, Minari datasets' D4RL-normalised score / 100 (Minari datasets without "
+            "reference scores are left out: their returns have no common scale). Every "
             "reported row at its reported setting. With few envs the IQM is mostly a trimmed mean over seeds.", "",
             *parts]
 

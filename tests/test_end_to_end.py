@@ -4,7 +4,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -52,10 +51,8 @@ def parse_tables(report: str) -> dict[tuple[str, str], float]:
 def test_tiny_spec_runs_end_to_end_and_report_matches_cells(tmp_path):
     spec = tmp_path / "tiny.yaml"
     spec.write_text(yaml.safe_dump(TINY))
-    t0 = time.time()
     proc = snakemake(tmp_path, spec)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert time.time() - t0 < 180
     out = tmp_path / "results" / "tiny"
     report = (out / "report.md").read_text()
 

@@ -117,6 +117,7 @@ def test_missing_dataset_is_a_clear_error_without_network(tmp_path):
 TINY_ID = "cfgrl/pendulum/tiny-v0"
 ENV = f"minari/{TINY_ID}"
 EPISODE_STEPS = 15  # the recorded env's time limit (gym.make("Pendulum-v1", max_episode_steps=15))
+REF = (-200.0, -10.0)  # the tiny dataset's reference scores (random, expert), for normalised scores
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +129,8 @@ def tiny_root(tmp_path_factory):
     with pytest.MonkeyPatch.context() as m, warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         m.setenv("MINARI_DATASETS_PATH", str(root))
-        minari.create_dataset_from_buffers(TINY_ID, buffers, env=env, algorithm_name="random", data_format="hdf5")
+        minari.create_dataset_from_buffers(TINY_ID, buffers, env=env, algorithm_name="random", data_format="hdf5",
+                                           ref_min_score=REF[0], ref_max_score=REF[1])
     return root
 
 
@@ -180,7 +182,8 @@ def test_data_command_writes_load_minaris_arrays(tmp_path, tiny_root, monkeypatc
     main(["data", "--spec", str(_spec(tmp_path, {"source": "local"})), "--env", ENV, "--out", str(out)])
     expected = load_minari(TINY_ID, datasets_path=tiny_root)
     train, val = np.load(out), np.load(tmp_path / "data" / "tiny-val.npz")
-    assert set(train.files) == set(expected) | {"env_spec"} == set(val.files)
+    assert set(train.files) == set(expected) | {"env_spec", "ref_min_score", "ref_max_score"} == set(val.files)
+    assert (float(train["ref_min_score"]), float(train["ref_max_score"])) == REF
     # 4 episodes: the last one is held out as the validation file, the first 3 train (cfgrl.data.episodes)
     for key, arr in expected.items():
         head, tail = (arr[:3], arr[3:]) if key == "episode_lengths" else (arr[:-EPISODE_STEPS], arr[-EPISODE_STEPS:])
@@ -273,6 +276,9 @@ def test_minari_spec_runs_end_to_end(tmp_path, tiny_root):
     test = cells[(cells["env"] == ENV) & (cells["split"] == "test")]
     assert len(test) == 2 * 1 + 2 * 2  # awr: 2 seeds; cfgrl: 2 seeds x 2 w
     assert np.isfinite(test["return"]).all() and (test["return"] < 0).all()
+    # the dataset has reference scores: D4RL-normalised scores beside the return, in the cells and the report
+    np.testing.assert_allclose(test["normalized_return"], 100 * (test["return"] - REF[0]) / (REF[1] - REF[0]))
+    assert "normalised score" in report
     result = json.loads((out / "eval" / "test" / "cfgrl" / "minari" / TINY_ID.split("/", 1)[0] / "pendulum"
                          / "tiny-v0" / "seed1" / "w0.json").read_text())
     assert [e["length"] for e in result["episodes"]] == [EPISODE_STEPS] * 3

@@ -194,6 +194,22 @@ def eval_env_spec(dataset_id: str, datasets_path: str | Path | None = None) -> s
     return spec.to_json()
 
 
+def reference_scores(dataset_id: str, datasets_path: str | Path | None = None) -> tuple[float, float] | None:
+    """(ref_min_score, ref_max_score) of a local dataset, the reference returns minari.get_normalized_score
+    normalises with (random and expert policy; D4RL ports have them), or None when the dataset has none."""
+    with _datasets_path(datasets_path):
+        metadata = _open(dataset_id).storage.metadata
+    low, high = metadata.get("ref_min_score"), metadata.get("ref_max_score")
+    return None if low is None or high is None else (float(low), float(high))
+
+
+def normalized_score(returns: Any, reference: tuple[float, float]) -> Any:
+    """minari.get_normalized_score's formula, (return - ref_min) / (ref_max - ref_min), times 100 (the D4RL
+    convention: 0 = the random policy, 100 = the expert)."""
+    low, high = reference
+    return 100.0 * (np.asarray(returns, dtype=np.float64) - low) / (high - low)
+
+
 def make_eval_env(env_spec_json: str, where: str) -> Any:
     """gymnasium.make of a JSON EnvSpec (from `eval_env_spec`), with a one-line DataError naming `where` when
     the environment cannot be built (e.g. its package, such as mujoco or gymnasium-robotics, is missing)."""

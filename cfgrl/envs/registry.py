@@ -236,12 +236,15 @@ class Minari(EnvKind):
         """Transitions as load_minari reads them, plus the evaluation env's JSON EnvSpec (`env_spec`); the last
         episodes are the validation file's (cfgrl.data.episodes)."""
         from cfgrl.data.episodes import write_transition_splits
-        from cfgrl.data.minari import download_minari, eval_env_spec, load_minari
+        from cfgrl.data.minari import download_minari, eval_env_spec, load_minari, reference_scores
 
         if data["source"] == "download":
             download_minari(env.eval_env_id, data.get("path"))
         arrays = load_minari(env.eval_env_id, datasets_path=data.get("path"))
         arrays["env_spec"] = np.asarray(eval_env_spec(env.eval_env_id, datasets_path=data.get("path")))
+        reference = reference_scores(env.eval_env_id, datasets_path=data.get("path"))
+        if reference is not None:  # for normalised scores at evaluation
+            arrays["ref_min_score"], arrays["ref_max_score"] = np.asarray(reference[0]), np.asarray(reference[1])
         counts = write_transition_splits(arrays, out)
         return (f"wrote {out}: {counts['train']} transitions ({counts['train_episodes']} episodes), validation "
                 f"{counts['val_episodes']} episodes")

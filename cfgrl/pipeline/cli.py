@@ -102,11 +102,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.out is None and args.out_root is None:
         raise UsageError("give --out (one cell) or --out-root (a folder of cells)")
     info = env_entry.info
-    env_spec = None
+    env_spec, reference = None, None
     if info.kind is MINARI:  # the evaluation env `cfgrl data` recorded, else the local dataset's own
         if args.data is not None:
             with np.load(args.data) as d:
                 env_spec = str(d["env_spec"]) if "env_spec" in d.files else None
+                if "ref_min_score" in d.files:
+                    reference = (float(d["ref_min_score"]), float(d["ref_max_score"]))
         if env_spec is None:
             from cfgrl.data.minari import eval_env_spec
 
@@ -124,6 +126,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     for (split, w), result in cells.items():
         if w is not None and w in distances:
             result["distance_to_w0"] = distances[w]
+        if reference is not None:  # Minari datasets with reference scores: minari.get_normalized_score x 100
+            from cfgrl.data.minari import normalized_score
+
+            result["normalized_return"] = float(normalized_score(result["return"], reference))
         result.update(method=args.method, registry=record["method"], settings=settings, env=args.env,
                       seed=args.seed, w=w, split=split,
                       provenance=provenance(spec, device=str(agent.device), eval_seed=bases[split],
