@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 CELL_COLUMNS = ["method", "registry", "temperature", "env", "seed", "w", "split", "step", "snapshot", "success",
-                "return", "normalized_return", "distance_to_w0",
+                "return", "normalized_return", "distance_to_w0", "kl_to_w0", "data_distance",
                 "episodes", "per_task", "spec_hash", "code_version", "data_sha256", "cpu", "environment_hash", "path"]
 
 
@@ -36,7 +36,9 @@ def read_cell(path: str | Path) -> dict:
         "success": success,
         "return": float(np.mean([e.get("return", np.nan) for e in episodes])),
         "normalized_return": result.get("normalized_return", np.nan),  # Minari: minari.get_normalized_score x 100
-        "distance_to_w0": result.get("distance_to_w0", np.nan),  # mean ||a_w - a_0||^2 on dataset states
+        "distance_to_w0": result.get("distance_to_w0", np.nan),  # mean ||a_w - a_0||^2 on held-out states
+        "kl_to_w0": result.get("kl_to_w0", np.nan),  # k-NN estimate of KL(pi_w || pi_0) on held-out states
+        "data_distance": result.get("data_distance", np.nan),  # mean ||a - a_data||^2 on held-out states
         "episodes": len(episodes),
         "per_task": json.dumps(result.get("per_task") or {}, sort_keys=True),  # {task: success}, goal-conditioned
         "spec_hash": prov.get("spec_hash"),

@@ -118,7 +118,11 @@ def _data_text(env: str, data: dict[str, Any]) -> str:
 
 
 def _rule_text(spec: Spec, rule: SelectRule) -> str:
-    """A validation rule in words."""
+    """A validation or budget rule in words."""
+    if rule.type == "budget":
+        what = {"mse": "mean ||a_w - a_0||^2", "kl": "k-NN KL(pi_w || pi_0)", "data": "mean ||a - a_data||^2"}
+        return (f"the largest per env whose {what[rule.measure or 'mse']} on held-out dataset states (seed mean) is "
+                f"at most {rule.divergence:g} (no returns looked at)")
     if rule.on == "seeds":
         return f"chosen per env on extra training seeds {list(rule.seeds)} (trained and evaluated, never reported)"
     return f"chosen per env on separate validation episodes (eval seed {spec.eval.validation_seed})"

@@ -9,6 +9,11 @@ reports. That is an oracle choice and is refused here (see MAX_OVER_TEST_IS_BIAS
   "seeds": validation cells come from training seeds disjoint from the test seeds (checked).
   "episodes": validation cells are the same checkpoints evaluated on separate episodes (checked through the
   result-file `path`, when the table has it). Ties go to the smallest w (closest to the behaviour policy).
+- {"type": "budget", "divergence": 0.2, "measure": "mse" | "kl" | "data"}: per env the largest w (or
+  temperature) whose divergence, averaged over the reported seeds, is at most the budget. The divergences are
+  measured on held-out dataset states, not on episodes (cfgrl.pipeline.evaluate.divergences): "mse" is
+  mean ||a_w - a_0||^2, "kl" a k-NN estimate of KL(pi_w || pi_0), "data" mean ||a - a_data||^2 (the one that
+  also exists for an AWR temperature). No return is looked at, so the rule is as fair as a fixed w.
 
 Cells tables: one row per (method, env, seed, w[, split]) with the per-seed value (episodes already averaged).
 A table without a `split` column counts as all "test".
@@ -21,7 +26,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cfgrl.pipeline.spec import MAX_OVER_TEST_IS_BIASED, SelectRule, Spec  # noqa: F401  (the refusal's reason)
+from cfgrl.pipeline.spec import (  # noqa: F401  (MAX_OVER_TEST_IS_BIASED: the refusal's reason)
+    DIVERGENCE_COLUMNS,
+    MAX_OVER_TEST_IS_BIASED,
+    SelectRule,
+    Spec,
+)
 
 ALL = "all"  # setting sentinel for rows_for: every row of the method
 
@@ -81,6 +91,25 @@ def _validation_choice(val: pd.DataFrame, test: pd.DataFrame, knob: str, value: 
     return out
 
 
+def _budget_choice(test: pd.DataFrame, method: str, rule: SelectRule, knob: str) -> dict[str, tuple[float, float]]:
+    """env -> (the largest knob value whose seed-mean divergence is within the budget, that mean)."""
+    column = DIVERGENCE_COLUMNS[rule.measure or "mse"]
+    if column not in test.columns:
+        raise ValueError(f"{method}: a budget rule needs the cells column {column!r} (re-run the evaluations)")
+    out = {}
+    for env, t in test[test[knob].notna()].groupby("env"):
+        means = t.groupby(knob)[column].mean()
+        if means.isna().all():
+            raise ValueError(f"{method} {env}: no {column!r} measured (evaluations without --data?)")
+        within = means[means <= rule.divergence]
+        if within.empty:
+            raise ValueError(f"{method} {env}: no {knob} keeps the mean {rule.measure} divergence within the budget "
+                             f"{rule.divergence:g} (smallest: {means.min():.3g} at {knob} = {means.idxmin():g}); "
+                             "raise `divergence`")
+        out[env] = (float(within.index.max()), float(within.loc[within.index.max()]))
+    return out
+
+
 def select_reported(cells: pd.DataFrame, method: str, rule: SelectRule | dict[str, Any], value: str = "success",
                     knob: str = "w") -> pd.DataFrame:
     """The test cells of `method` at the setting that `rule` picks, one row per (env, seed).
@@ -90,7 +119,7 @@ def select_reported(cells: pd.DataFrame, method: str, rule: SelectRule | dict[st
     "episodes"} (see the module docstring); a rule choosing on the reported cells raises ValueError
     (cfgrl.pipeline.spec.select_problem, the one check of these rules, says why).
     Returns the selected test rows with two added columns: `selection` (the rule, in words) and
-    `validation_mean` (the mean that chose the setting; NaN for a fixed rule).
+    `validation_mean` (the mean that chose the setting; NaN for fixed and budget rules).
     """
     rule = SelectRule.parse(rule, knob=knob)
     sub = cells[cells["method"] == method]
@@ -105,6 +134,16 @@ def select_reported(cells: pd.DataFrame, method: str, rule: SelectRule | dict[st
         out["selection"] = f"fixed {knob} = {rule.value:g}"
         out["validation_mean"] = np.nan
         return out
+    if rule.type == "budget":
+        test = split_rows(sub)
+        parts = []
+        for env, (chosen, divergence) in sorted(_budget_choice(test, method, rule, knob).items()):
+            rows = rows_for(test[test["env"] == env], method, chosen, knob).copy()
+            rows["selection"] = f"{knob} = {chosen:g}: the largest with mean {rule.measure} divergence " \
+                                f"{divergence:.3g} <= {rule.divergence:g}"
+            rows["validation_mean"] = np.nan
+            parts.append(rows)
+        return pd.concat(parts, ignore_index=True)
     if "split" not in sub.columns or not (sub["split"] == "validation").any():
         raise ValueError(f"{method}: a validation rule needs cells with split == 'validation' (none found)")
     val, test = sub[sub["split"] == "validation"], sub[sub["split"] == "test"]

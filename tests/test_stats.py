@@ -167,6 +167,44 @@ def val_test_cells() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def budget_cells() -> pd.DataFrame:
+    """cfgrl on envs a, b at w 0, 1, 2, 3 (seeds 0-2): divergence grows with w (faster on b); success is highest
+    at w = 3 everywhere, which the budget rule must not look at."""
+    rows = []
+    for env, slope in (("a", 0.1), ("b", 0.3)):
+        for w in (0.0, 1.0, 2.0, 3.0):
+            for s in range(3):
+                d = slope * w + 0.01 * (s - 1)
+                rows.append({"method": "cfgrl", "env": env, "seed": s, "w": w, "split": "test",
+                             "success": 0.2 * w, "distance_to_w0": d, "kl_to_w0": 2 * d, "data_distance": 1 + d})
+    return pd.DataFrame(rows)
+
+
+def test_budget_rule_picks_the_largest_w_within_the_budget_per_env():
+    cells = budget_cells()
+    out = select_reported(cells, "cfgrl", {"type": "budget", "divergence": 0.25})
+    assert out.groupby("env")["w"].first().to_dict() == {"a": 2.0, "b": 0.0}  # a: 0.2 <= .25 < .3; b: .3 > .25
+    assert len(out) == 6 and (out["split"] == "test").all()
+    kl = select_reported(cells, "cfgrl", {"type": "budget", "divergence": 0.25, "measure": "kl"})
+    assert kl.groupby("env")["w"].first().to_dict() == {"a": 1.0, "b": 0.0}
+    data = select_reported(cells, "cfgrl", {"type": "budget", "divergence": 1.65, "measure": "data"})
+    assert data.groupby("env")["w"].first().to_dict() == {"a": 3.0, "b": 2.0}
+    # the chosen w does not move when the returns change: the rule never reads them
+    shuffled = cells.assign(success=np.random.default_rng(0).permutation(cells["success"].to_numpy()))
+    assert select_reported(shuffled, "cfgrl", {"type": "budget", "divergence": 0.25})["w"].tolist() == \
+        out["w"].tolist()
+
+
+def test_budget_rule_refuses_a_budget_no_w_satisfies_in_one_line():
+    cells = budget_cells().assign(distance_to_w0=lambda d: d["distance_to_w0"] + 1.0)
+    with pytest.raises(ValueError, match=r"cfgrl a: no w keeps the mean mse divergence within the budget 0\.25 "
+                                         r"\(smallest: 1 at w = 0\)") as info:
+        select_reported(cells, "cfgrl", {"type": "budget", "divergence": 0.25})
+    assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match="needs the cells column 'kl_to_w0'"):
+        select_reported(cells.drop(columns="kl_to_w0"), "cfgrl", {"type": "budget", "divergence": 1, "measure": "kl"})
+
+
 def test_fixed_rule_reports_that_w_on_test_cells_only():
     out = select_reported(val_test_cells(), "cfgrl", {"type": "fixed", "value": 3})
     assert set(out["w"]) == {3.0} and set(out["split"]) == {"test"} and len(out) == 4

@@ -77,9 +77,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     """Every requested cell of one checkpoint (w values x splits) in one lockstep batch, one JSON per cell."""
     import torch
 
+    from cfgrl.data.layout import DataError
     from cfgrl.envs.registry import MINARI
     from cfgrl.io import atomic_write_json
-    from cfgrl.pipeline.evaluate import action_shifts, evaluate_checkpoint
+    from cfgrl.pipeline.evaluate import data_distance, divergences, evaluate_checkpoint
     from cfgrl.pipeline.provenance import provenance
     from cfgrl.pipeline.spec import w_label
     from cfgrl.pipeline.train import load_agent, make_sampler
@@ -116,16 +117,21 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     bases = {split: spec.eval.base(split) for split in splits}
     cells = evaluate_checkpoint(agent, info, list(env_entry.tasks), env_entry.episodes_per_task, ws, bases,
                                 args.seed, env_spec=env_spec)
-    distances: dict[float, float] = {}
-    if agent.guided and args.data is not None:  # the reviewers' question: how far does pi_w move from pi_0?
-        sampler = make_sampler(info, args.data, type(agent), agent.config)
+    distances: dict[float | None, dict[str, float]] = {}
+    if args.data is not None:  # the reviewers' question: how far does pi_w move from pi_0 (and from the data)?
+        try:  # held-out states: the validation file's
+            sampler = make_sampler(info, args.data, type(agent), agent.config, validation=True)
+        except (DataError, FileNotFoundError):
+            sampler = make_sampler(info, args.data, type(agent), agent.config)
         states = sampler.sample(512, np.random.default_rng([args.seed, 3]))
-        distances = action_shifts(agent, states, [w for w in ws if w is not None],
-                                  derive_seed(spec.eval.seed, args.seed, 0, 3))
+        seed = derive_seed(spec.eval.seed, args.seed, 0, 3)
+        if agent.guided:
+            distances = dict(divergences(agent, states, [w for w in ws if w is not None], seed))
+        else:
+            distances = {None: {"data_distance": data_distance(agent, states, seed)}}
     settings = {"temperature": float(agent.temperature)} if hasattr(agent, "temperature") else {}
     for (split, w), result in cells.items():
-        if w is not None and w in distances:
-            result["distance_to_w0"] = distances[w]
+        result.update(distances.get(w, {}))
         if reference is not None:  # Minari datasets with reference scores: minari.get_normalized_score x 100
             from cfgrl.data.minari import normalized_score
 

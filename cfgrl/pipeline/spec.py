@@ -46,7 +46,9 @@ ENV_DEFAULTS: dict[str, Any] = {  # beside the env's generator's own defaults (E
 SEED_LIMIT = 2**64  # torch.manual_seed takes [0, 2^64); numpy's SeedSequence any non-negative integer
 EPISODE_SEED_LIMIT = 2**32  # bases of the evaluation-episode seeds: one 32-bit word of their SeedSequence
 MAX_YAML_NODES = 100_000  # a spec, its aliases expanded, may hold this many values
-SELECTION_TYPES = ("fixed", "validation")
+SELECTION_TYPES = ("fixed", "validation", "budget")
+# budget rules: measure -> the cells column holding it (cfgrl.pipeline.evaluate.divergences)
+DIVERGENCE_COLUMNS = {"mse": "distance_to_w0", "kl": "kl_to_w0", "data": "data_distance"}
 SELECTING_ON_TEST = ("max", "best", "oracle", "test", "max_over_test", "evaluation", "reported")
 MAX_OVER_TEST_IS_BIASED = (
     "selecting w (or the AWR temperature) by the best result on the reported (test) cells is biased upward: "
@@ -72,14 +74,17 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class SelectRule:
-    """How a reported setting is chosen, fixed before any result exists: 'fixed' at `value`, or 'validation' on
+    """How a reported setting is chosen, fixed before any result exists: 'fixed' at `value`, 'validation' on
     separate episodes of the reported checkpoints (`on` 'episodes') or on extra training seeds (`on` 'seeds',
-    `seeds`)."""
+    `seeds`), or 'budget': the largest setting whose mean divergence (`measure`, a DIVERGENCE_COLUMNS key) on
+    held-out dataset states is at most `divergence` (no episode return is looked at)."""
 
     type: str
     value: float | None = None
     on: str | None = None
     seeds: tuple[int, ...] = ()
+    divergence: float | None = None
+    measure: str | None = None
 
     @classmethod
     def parse(cls, rule: Mapping[str, Any] | SelectRule, grid: list[float] | None = None,
@@ -91,12 +96,16 @@ class SelectRule:
         problem = select_problem(rule, grid, reported_seeds or [], knob, planning=reported_seeds is not None)
         if problem:
             raise ValueError(f"select rule {dict(rule)!r}: {problem.lstrip('.')}")
+        budget = rule["type"] == "budget"
         return cls(rule["type"], float(rule["value"]) if "value" in rule else None, rule.get("on"),
-                   tuple(rule.get("seeds") or ()))
+                   tuple(rule.get("seeds") or ()), float(rule["divergence"]) if budget else None,
+                   rule.get("measure", "mse") if budget else None)
 
     def text(self, knob: str = "w") -> str:
         if self.type == "fixed":
             return f"fixed {knob} = {self.value:g}"
+        if self.type == "budget":
+            return f"largest {knob} with mean {self.measure} divergence <= {self.divergence:g}"
         return f"chosen on validation {self.on}"
 
 
@@ -717,7 +726,12 @@ def select_problem(rule: Mapping[str, Any], grid: list[float] | None, seeds: lis
     if kind in SELECTING_ON_TEST:
         return f".type: {kind!r} is refused: {MAX_OVER_TEST_IS_BIASED}"
     if kind not in SELECTION_TYPES:
-        return f".type: unknown rule type {kind!r}: use 'fixed' or 'validation'"
+        return f".type: unknown rule type {kind!r}: use 'fixed', 'validation' or 'budget'"
+    if kind == "budget":
+        return _budget_problem(rule, knob)
+    stray = [k for k in ("divergence", "measure") if k in rule]
+    if stray:
+        return f".{stray[0]}: only for budget rules"
     if kind == "fixed":
         if "value" not in rule:
             return ".value: required for a fixed rule"
@@ -748,6 +762,23 @@ def select_problem(rule: Mapping[str, Any], grid: list[float] | None, seeds: lis
         return f".on: {on!r} is refused: {MAX_OVER_TEST_IS_BIASED}"
     return (".on: must be 'seeds' or 'episodes' (extra training seeds, or the same checkpoints on separate "
             f"validation episodes), got {on!r}")
+
+
+def _budget_problem(rule: Mapping[str, Any], knob: str) -> str | None:
+    budget, measure = rule.get("divergence"), rule.get("measure", "mse")
+    extra = [k for k in ("value", "on", "seeds") if k in rule]
+    if extra:
+        return f".{extra[0]}: not for a budget rule (it chooses the largest {knob} within `divergence`)"
+    if budget is None:
+        return ".divergence: required for a budget rule, e.g. divergence: 0.2"
+    if isinstance(budget, bool) or not isinstance(budget, int | float) or not math.isfinite(budget) or budget < 0:
+        return f".divergence: must be a finite number >= 0, got {budget!r}"
+    if measure not in DIVERGENCE_COLUMNS:
+        return f".measure: must be one of {sorted(DIVERGENCE_COLUMNS)}, got {measure!r}"
+    if knob != "w" and measure != "data":
+        return (f".measure: {measure!r} is a divergence from the w = 0 policy, which a {knob} sweep has not; use "
+                "'data' (mean squared distance to the dataset's actions)")
+    return None
 
 
 def spec_hash(raw: Mapping[str, Any]) -> str:

@@ -155,6 +155,18 @@ case("select_seeds_overlap", "methods.gc_cfgrl.select.seeds", "are reported seed
      put(["methods", "gc_cfgrl", "select"], {"type": "validation", "on": "seeds", "seeds": [1, 5]}))
 case("select_validation_with_value", "methods.gc_cfgrl.select.value", "only for fixed rules",
      put(["methods", "gc_cfgrl", "select"], {"type": "validation", "on": "episodes", "value": 3}))
+case("select_budget_without_divergence", "methods.gc_cfgrl.select.divergence", "required for a budget rule",
+     put(["methods", "gc_cfgrl", "select"], {"type": "budget"}))
+case("select_budget_negative", "methods.gc_cfgrl.select.divergence", "must be a finite number >= 0",
+     put(["methods", "gc_cfgrl", "select"], {"type": "budget", "divergence": -0.1}))
+case("select_budget_unknown_measure", "methods.gc_cfgrl.select.measure", "must be one of",
+     put(["methods", "gc_cfgrl", "select"], {"type": "budget", "divergence": 0.2, "measure": "wasserstein"}))
+case("select_budget_with_value", "methods.gc_cfgrl.select.value", "not for a budget rule",
+     put(["methods", "gc_cfgrl", "select"], {"type": "budget", "divergence": 0.2, "value": 3}))
+case("select_budget_kl_on_temperature", "sweeps.awr.select.measure", "use 'data'",
+     put(["sweeps", "awr", "select"], {"type": "budget", "divergence": 0.2, "measure": "kl"}))
+case("select_fixed_with_divergence", "methods.gc_cfgrl.select.divergence", "only for budget rules",
+     put(["methods", "gc_cfgrl", "select"], {"type": "fixed", "value": 3, "divergence": 0.2}))
 case("select_on_unguided", "methods.gcbc.select", "`sweeps` entry",
      put(["methods", "gcbc", "select"], {"type": "fixed", "value": 1}))
 # --- sweeps
