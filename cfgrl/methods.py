@@ -11,6 +11,8 @@ METHODS: dict[str, str] = {
     "gc_cfgrl": "cfgrl.gc_cfgrl:GCCFGRL",  # goal-conditioned CFGRL (flow GCBC + guidance on the goal)
     "cfgrl": "cfgrl.cfgrl:CFGRL",  # offline-RL CFGRL: flow policy + IQL optimality label, guided
     "awr": "baselines.awr:AWR",  # advantage-weighted regression on the same IQL critic
+    "idql": "baselines.idql:IDQL",  # IQL critic + flow behaviour policy, N samples re-ranked by the critic
+    "fql": "baselines.fql:FQL",  # flow Q-learning: flow BC distilled into a one-step policy that maximises Q
     "bc": "baselines.bc:BC",  # Gaussian BC (goal ignored)
     "flow_bc": "baselines.flow_bc:FlowBC",  # unconditional flow-matching BC (goal ignored)
     "flow_gcbc": "baselines.flow_gcbc:FlowGCBC",  # goal-conditioned flow-matching BC, no guidance

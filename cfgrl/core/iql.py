@@ -11,6 +11,9 @@ The critic is a module, not an agent: an agent adds the critic losses to its act
 calling `update_target` between the backward pass and the step (its `before_step`, cfgrl.core.agent.Agent).
 `losses` also returns the advantage A = min_i Q_i(s, a) - V(s) of the batch from the forward passes the losses
 already made, so a method needs no extra critic forward pass for its actor.
+
+`TwinQ` (the twin Q, its target copy and the Polyak update) is the part a method with another critic loss shares
+(FQL's Bellman critic, baselines/fql.py); IQLCritic is a TwinQ plus V.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from cfgrl.core.agent import TrainConfig
 from cfgrl.core.nets import ACTIVATIONS, mlp
@@ -47,7 +51,42 @@ def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
     return weight * diff.pow(2)
 
 
-class IQLCritic(nn.Module):
+class TwinQ(nn.Module):
+    """Two Q(s, a) MLPs on [s, a] (cfgrl.core.nets.mlp) and a target copy of them (no gradient), updated by
+    `update_target`. Initialisation draws from `generator`: head 1, then head 2 (the target starts as a copy)."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden: Sequence[int], activation: str = "gelu",
+                 layer_norm: bool = True, tau: float = 0.005, *, arch: str = "ogbench", init: str = "parity",
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.tau = tau
+        self.q = nn.ModuleList([mlp(obs_dim + action_dim, hidden, 1, activation, layer_norm, arch=arch, init=init,
+                                    generator=generator) for _ in range(2)])
+        self.target_q = copy.deepcopy(self.q).requires_grad_(False)
+
+    def q_values(self, obs: torch.Tensor, actions: torch.Tensor, use_target: bool = False) -> torch.Tensor:
+        """Both Q heads: obs (B, obs_dim), actions (B, A) -> (2, B)."""
+        x = torch.cat([obs, actions], dim=-1)
+        nets = self.target_q if use_target else self.q
+        return torch.stack([net(x).squeeze(-1) for net in nets])
+
+    def frozen_q_values(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Both online heads (2, B) with their parameters detached: a loss on them sends gradient to the inputs
+        (an actor's actions) and none to the critic (a DDPG-style actor term in a summed loss)."""
+        x = torch.cat([obs, actions], dim=-1)
+        outs = []
+        for net in self.q:
+            frozen = {k: p.detach() for k, p in net.named_parameters()}
+            outs.append(functional_call(net, (frozen, dict(net.named_buffers())), (x,)).squeeze(-1))
+        return torch.stack(outs)
+
+    @torch.no_grad()
+    def update_target(self) -> None:
+        """target <- target + tau (online - target), for every parameter of the twin Q."""
+        torch._foreach_lerp_(list(self.target_q.parameters()), list(self.q.parameters()), self.tau)
+
+
+class IQLCritic(TwinQ):
     """Twin Q(s, a) and V(s) MLPs (cfgrl.core.nets.mlp) plus a target copy of the twin Q.
 
     Batch keys: 'observations' (B, obs_dim), 'actions' (B, A), 'rewards' (B,), 'masks' (B,) (0 where s' is
@@ -58,12 +97,10 @@ class IQLCritic(nn.Module):
                  layer_norm: bool = True, discount: float = 0.99, tau: float = 0.005,
                  expectile: float = 0.9, *, arch: str = "ogbench", init: str = "parity",
                  generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        self.discount, self.tau, self.expectile = discount, tau, expectile
+        super().__init__(obs_dim, action_dim, hidden, activation, layer_norm, tau, arch=arch, init=init,
+                         generator=generator)
+        self.discount, self.expectile = discount, expectile
         self.head_reduction = "mean" if arch == "exorl" else "sum"
-        self.q = nn.ModuleList([mlp(obs_dim + action_dim, hidden, 1, activation, layer_norm, arch=arch, init=init,
-                                    generator=generator) for _ in range(2)])
-        self.target_q = copy.deepcopy(self.q).requires_grad_(False)
         self.v = mlp(obs_dim, hidden, 1, activation, layer_norm, arch=arch, init=init, generator=generator)
 
     @classmethod
@@ -71,12 +108,6 @@ class IQLCritic(nn.Module):
         """The critic of a method config; net_options: arch, init, generator (`Agent.net_options()`)."""
         return cls(obs_dim, action_dim, config.value_hidden, config.value_activation, config.value_layer_norm,
                    config.discount, config.tau, config.expectile, **net_options)
-
-    def q_values(self, obs: torch.Tensor, actions: torch.Tensor, use_target: bool = False) -> torch.Tensor:
-        """Both Q heads: obs (B, obs_dim), actions (B, A) -> (2, B)."""
-        x = torch.cat([obs, actions], dim=-1)
-        nets = self.target_q if use_target else self.q
-        return torch.stack([net(x).squeeze(-1) for net in nets])
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """V: obs (B, obs_dim) -> (B,)."""
@@ -120,8 +151,3 @@ class IQLCritic(nn.Module):
                 "value/v_min": v.min(),
             }
         return critic_loss + value_loss, info, adv
-
-    @torch.no_grad()
-    def update_target(self) -> None:
-        """target <- target + tau (online - target), for every parameter of the twin Q."""
-        torch._foreach_lerp_(list(self.target_q.parameters()), list(self.q.parameters()), self.tau)

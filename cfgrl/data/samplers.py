@@ -13,6 +13,7 @@ import numpy as np
 from cfgrl.data.layout import DataError
 
 BATCH_KINDS = ("transitions", "goals", "subgoals", "any")
+_CHUNK_ROWS = 1 << 20  # rows per chunk when comparing states row by row
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class BatchRequest:
     kind: str
     geometric_discount: float | None = None  # None: uniform future goals (the authors' code); gamma: geometric
     subgoal_steps: int | None = None  # 'subgoals': k, the subgoal is the goal representation of s_{t+k}
+    # 'transitions': the discount of a per-transition return-to-go the batches carry ('returns_to_go'); None: none
+    return_discount: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in BATCH_KINDS:
@@ -86,10 +89,12 @@ class GoalSampler:
 
 @dataclass
 class TransitionSampler:
-    """Reward-labelled batches for offline RL: (s, a, r, mask, s').
+    """Reward-labelled batches for offline RL: (s, a, r, mask, s') [+ the return-to-go].
 
     observations (N, obs_dim), actions (N, A), rewards (N,), masks (N,) (0 where s' is terminal),
     next_observations (N, obs_dim): one row per transition (OGBench's regular, non-compact layout).
+    returns_to_go (N,) float32 or None: when given (`transition_returns_to_go`), batches carry it as
+    'returns_to_go'; the rows and the draws from `rng` are the same either way.
     """
 
     observations: np.ndarray
@@ -97,20 +102,71 @@ class TransitionSampler:
     rewards: np.ndarray
     masks: np.ndarray
     next_observations: np.ndarray
+    returns_to_go: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.observations)
-        for name in ("actions", "rewards", "masks", "next_observations"):
-            if len(getattr(self, name)) != n:
-                raise DataError(f"transition arrays disagree in length: '{name}' has {len(getattr(self, name))}, "
+        for name in ("actions", "rewards", "masks", "next_observations", "returns_to_go"):
+            value = getattr(self, name)
+            if value is not None and len(value) != n:
+                raise DataError(f"transition arrays disagree in length: '{name}' has {len(value)}, "
                                 f"'observations' has {n}")
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Return observations, actions, next_observations (B, ·) and rewards, masks (B,)."""
+        """Return observations, actions, next_observations (B, ·) and rewards, masks (B,) [, returns_to_go (B,)]."""
         idxs = rng.integers(len(self.observations), size=batch_size)
-        return {"observations": self.observations[idxs], "actions": self.actions[idxs],
-                "rewards": self.rewards[idxs], "masks": self.masks[idxs],
-                "next_observations": self.next_observations[idxs]}
+        batch = {"observations": self.observations[idxs], "actions": self.actions[idxs],
+                 "rewards": self.rewards[idxs], "masks": self.masks[idxs],
+                 "next_observations": self.next_observations[idxs]}
+        if self.returns_to_go is not None:
+            batch["returns_to_go"] = self.returns_to_go[idxs]
+        return batch
+
+
+def episode_ends(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """(N,) bool: True on the last transition of each episode of a transition dataset (rows in episode order).
+
+    From the first episode record the arrays have: `timeouts` (ExORL and Minari files: 1 on an episode's last
+    transition; a Minari episode that terminates has mask 0 there instead, also an end), `terminals` (OGBench's
+    regular layout: 1 on a trajectory's last transition) or `episode_lengths` (E,). Without any of them the ends
+    are inferred from the rows themselves: row i ends an episode where next_observations[i] differs from
+    observations[i + 1] (within an episode the next state is the following row's state, bit for bit, in every
+    layout this suite writes), or where masks[i] is 0. The last row always ends one.
+    """
+    masks = np.asarray(arrays["masks"])
+    n = len(masks)
+    if "timeouts" in arrays:
+        ends = np.asarray(arrays["timeouts"]) > 0
+    elif "terminals" in arrays:
+        ends = np.asarray(arrays["terminals"]) > 0
+    elif "episode_lengths" in arrays:
+        ends = np.zeros(n, dtype=bool)
+        ends[np.cumsum(arrays["episode_lengths"]) - 1] = True
+    else:  # inferred: a row whose next state is not the following row's state ends its episode
+        obs, next_obs = arrays["observations"], arrays["next_observations"]
+        ends = np.ones(n, dtype=bool)
+        for start in range(0, n - 1, _CHUNK_ROWS):  # in row chunks: no full-size temporaries
+            stop = min(start + _CHUNK_ROWS, n - 1)
+            differs = np.asarray(next_obs[start:stop]) != np.asarray(obs[start + 1:stop + 1])
+            ends[start:stop] = differs.reshape(stop - start, -1).any(axis=1)
+    ends = ends | (masks == 0)
+    ends[-1] = True
+    return ends
+
+
+def transition_returns_to_go(arrays: dict[str, np.ndarray], discount: float) -> np.ndarray:
+    """Discounted return-to-go of every transition (N,) float32: R_i = r_i + discount * mask_i * R_{i+1}, with
+    R_{i+1} = 0 past an episode's last transition (`episode_ends`). An episode cut by a time limit (mask 1 at its
+    end) is not bootstrapped: its last returns sum only the rewards the data holds. Arrays: rewards, masks (N,)
+    and the episode record `episode_ends` reads."""
+    rewards = np.asarray(arrays["rewards"], dtype=np.float64).tolist()
+    carry = (discount * np.asarray(arrays["masks"], dtype=np.float64) * ~episode_ends(arrays)).tolist()
+    out = [0.0] * len(rewards)
+    running = 0.0
+    for i in range(len(rewards) - 1, -1, -1):  # one backward pass in float64 (a few seconds per 10M rows)
+        running = rewards[i] + carry[i] * running
+        out[i] = running
+    return np.asarray(out, dtype=np.float32)
 
 
 @dataclass
@@ -167,9 +223,11 @@ def make_goal_sampler(observations: np.ndarray, actions: np.ndarray, terminals: 
 
 
 def make_transition_sampler(arrays: dict[str, np.ndarray], request: BatchRequest) -> TransitionSampler:
-    """The sampler of a reward-labelled dataset (keys observations, actions, rewards, masks, next_observations)
-    for a request of kind 'transitions' or 'any'."""
+    """The sampler of a reward-labelled dataset (keys observations, actions, rewards, masks, next_observations;
+    optionally timeouts, terminals or episode_lengths, see `episode_ends`) for a request of kind 'transitions' or
+    'any'; with the request's `return_discount` its batches also carry 'returns_to_go'."""
     if request.kind in ("goals", "subgoals"):
         raise DataError(f"a reward-labelled dataset has no goals for a '{request.kind}' batch")
+    rtg = None if request.return_discount is None else transition_returns_to_go(arrays, request.return_discount)
     return TransitionSampler(arrays["observations"], arrays["actions"], arrays["rewards"], arrays["masks"],
-                             arrays["next_observations"])
+                             arrays["next_observations"], returns_to_go=rtg)

@@ -1,0 +1,250 @@
+"""CFGRL's ablation label schemes 'quantile' (advantage bins of the batch) and 'return' (return-to-go conditioning),
+the returns-to-go of the transition sampler, and the unchanged numbers of the reference schemes."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+from cfgrl.cfgrl import CFGRL, NULL, CFGRLConfig, quantile_labels
+from cfgrl.data.samplers import (
+    BatchRequest,
+    TransitionSampler,
+    episode_ends,
+    make_transition_sampler,
+    transition_returns_to_go,
+)
+from tests.conftest import assert_resume_is_exact
+
+CPU = torch.device("cpu")
+OBS, ACT = 5, 3
+
+# sha256 (first 16 hex digits) of 5 updates' metrics, the parameters after them and one act() call, computed by
+# `digest` with the code of cfgrl/cfgrl.py BEFORE 'quantile' and 'return' existed (commit 3b81001, this machine's
+# CPU kernels, one thread): the existing schemes must still compute exactly these bits.
+GOLDEN = {"dropout": "662458deeb6cd849", "filtered": "ed9d247c9d500720"}
+GOLDEN_CONFIG = {"dropout": {}, "filtered": {"label_scheme": "filtered", "time_grid": 8,
+                                             "time_embedding": "sinusoidal", "flow_steps": 8}}
+
+
+def make(seed: int = 0, **overrides) -> CFGRL:
+    config = CFGRLConfig(**{"hidden": (32, 32), "value_hidden": (32, 32), **overrides})
+    return CFGRL(config, OBS, ACT, 0, CPU, seed)
+
+
+def make_batch(n: int = 64, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.randn(n, OBS, generator=g)
+    actions = torch.tanh(obs[:, :ACT] + 0.3 * torch.randn(n, ACT, generator=g))
+    return {"observations": obs, "actions": actions, "rewards": actions[:, 0], "masks": torch.ones(n),
+            "next_observations": torch.randn(n, OBS, generator=g),
+            "returns_to_go": 10 * actions[:, 0] + torch.randn(n, generator=g)}
+
+
+def digest(overrides: dict) -> str:
+    agent = CFGRL(CFGRLConfig(hidden=(32, 32), value_hidden=(32, 32), lr=3e-3, **overrides), 5, 3, 0, CPU, 0)
+    g = torch.Generator().manual_seed(0)
+    n = 64
+    obs = torch.randn(n, 5, generator=g)
+    actions = torch.tanh(obs[:, :3] + 0.3 * torch.randn(n, 3, generator=g))
+    batch = {"observations": obs, "actions": actions, "rewards": actions[:, 0], "masks": torch.ones(n),
+             "next_observations": torch.randn(n, 5, generator=g)}
+    h = hashlib.sha256()
+    for _ in range(5):
+        info = agent.update(batch)
+        for k in sorted(info):
+            h.update(k.encode())
+            h.update(info[k].numpy().tobytes())
+    for k, v in agent.state_dict().items():
+        h.update(k.encode())
+        h.update(v.numpy().tobytes())
+    h.update(agent.act(obs, None, torch.linspace(0, 3, n), noise=torch.randn(n, 3, generator=g)).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+@pytest.mark.parametrize("scheme", ["dropout", "filtered"])
+def test_the_reference_schemes_compute_the_same_bits_as_before(scheme):
+    assert digest(GOLDEN_CONFIG[scheme]) == GOLDEN[scheme]
+    assert make(label_scheme=scheme).actor.label_embedding.num_embeddings == 3
+
+
+# ------------------------------------------------------------------------------------------------------ quantile
+
+def test_quantile_labels_are_the_batch_quantile_bins():
+    adv = torch.tensor([3.0, 0.0, 7.0, 1.0, 5.0, 2.0, 6.0, 4.0])
+    # quartiles of 0..7 (linear interpolation): 1.75, 3.5, 5.25 -> bins {0, 1}, {2, 3}, {4, 5}, {6, 7}
+    assert quantile_labels(adv, 4).tolist() == [2, 1, 4, 1, 3, 2, 4, 3]
+    assert quantile_labels(adv, 2).tolist() == [1, 1, 2, 1, 2, 1, 2, 2]  # median 3.5
+    ties = torch.tensor([0.0, 0.0, 0.0, 1.0, 1.0, 2.0])  # quartiles 0, 0.5, 1: a value on an edge goes up
+    assert quantile_labels(ties, 4).tolist() == [2, 2, 2, 4, 4, 4]
+    rand = torch.randn(1000, generator=torch.Generator().manual_seed(0))
+    labels = quantile_labels(rand, 5)
+    assert labels.min() == 1 and labels.max() == 5 and labels[rand.argmax()] == 5
+    assert torch.bincount(labels, minlength=6)[1:].tolist() == [200] * 5  # distinct values: equal bins
+
+
+def test_quantile_training_labels_embedding_and_sampling():
+    agent = make(label_scheme="quantile", label_bins=5, null_prob=0.3)
+    assert agent.actor.label_embedding.num_embeddings == 6  # null + 5 bins
+    assert agent.resolved_arch(agent.config) == "ogbench"
+    batch = make_batch(n=2000)
+    adv = torch.randn(2000, generator=torch.Generator().manual_seed(1))
+    labels = agent._actor_terms(batch, adv, torch.Generator().manual_seed(2))[0]
+    kept = labels != NULL
+    assert 0.25 < float((~kept).float().mean()) < 0.35
+    assert torch.equal(labels[kept], quantile_labels(adv, 5)[kept])
+    # act guides from null toward the top bin: w = 1 is the label-5 branch
+    agent.reseed(3)
+    acted = agent.act(batch["observations"][:16], None, 1.0)
+    agent.reseed(3)
+    noise = torch.randn(16, ACT, generator=agent.generator)
+    a = noise
+    with torch.no_grad():
+        for i in range(agent.config.flow_steps):
+            t = torch.full((16, 1), i / agent.config.flow_steps)
+            a = a + agent.actor(batch["observations"][:16], torch.full((16,), 5), a, t) / agent.config.flow_steps
+    torch.testing.assert_close(acted, a.clamp(-1, 1), rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="label_bins"):
+        make(label_scheme="quantile", label_bins=1)
+
+
+def test_quantile_guidance_moves_samples_toward_the_high_advantage_mode():
+    """One state, actions in two modes (-0.5, +0.5); a noisy advantage A = +-0.5 + N(0, 1), so the top quartile
+    holds about 79 % + mode. Guiding toward the top bin, w = 0 is the data (50 %), w = 1 the top-bin policy, and
+    w > 1 goes further toward the + mode (ideal pi_hat p(top | a)^w: 50, 79, 93 %)."""
+    torch.manual_seed(0)
+    steps, lr = 600, 3e-3
+    agent = CFGRL(CFGRLConfig(hidden=(64, 64), value_hidden=(8,), lr=lr, label_scheme="quantile"), 1, 1, 0, CPU, 0)
+    g = torch.Generator().manual_seed(1)
+    obs = torch.zeros(256, 1)
+    for i in range(steps):
+        plus = torch.rand(256, generator=g) < 0.5
+        actions = (torch.where(plus, 0.5, -0.5) + 0.1 * torch.randn(256, generator=g))[:, None]
+        adv = torch.where(plus, 0.5, -0.5) + torch.randn(256, generator=g)
+        for group in agent.optimizer.param_groups:
+            group["lr"] = lr * (1 - i / steps)  # decay to damp SGD noise (as tests/test_toy_guidance.py)
+        agent.apply_loss(agent.actor_loss({"observations": obs, "actions": actions}, adv, agent.generator))
+    plus_frac = []
+    for w in (0.0, 1.0, 2.0, 3.0):
+        agent.reseed(123)
+        plus_frac.append(float((agent.act(torch.zeros(2000, 1), None, w) > 0).float().mean()))
+    assert 0.35 < plus_frac[0] < 0.65, plus_frac
+    assert abs(plus_frac[1] - 0.79) < 0.1, plus_frac
+    assert plus_frac[2] > plus_frac[1] + 0.08 and plus_frac[2] > 0.85, plus_frac
+    assert np.all(np.diff(plus_frac) > 0), plus_frac
+
+
+# ------------------------------------------------------------------------------------------- returns-to-go data
+
+def test_returns_to_go_follow_episodes_masks_and_the_discount():
+    rewards = np.array([1.0, 1.0, 1.0, 1.0, 1.0], dtype=np.float32)
+    obs = np.array([[0.0], [1.0], [2.0], [10.0], [11.0]], dtype=np.float32)
+    next_obs = np.array([[1.0], [2.0], [3.0], [11.0], [12.0]], dtype=np.float32)
+    masks = np.ones(5, dtype=np.float32)
+    base = {"rewards": rewards, "masks": masks, "observations": obs, "next_observations": next_obs}
+    expected = [1.75, 1.5, 1.0, 1.5, 1.0]  # episodes [0, 2] and [3, 4], discount 0.5, not bootstrapped at ends
+    records = [{"timeouts": np.array([0, 0, 1, 0, 1], dtype=np.float32)},
+               {"terminals": np.array([0, 0, 1, 0, 1], dtype=np.float32)},
+               {"episode_lengths": np.array([3, 2])}, {}]  # {}: inferred from next_obs[i] != obs[i + 1]
+    for record in records:
+        arrays = {**base, **record}
+        assert episode_ends(arrays).tolist() == [False, False, True, False, True], record
+        np.testing.assert_allclose(transition_returns_to_go(arrays, 0.5), expected)
+    terminal = {**base, "masks": np.array([1, 0, 1, 1, 1], dtype=np.float32), **records[0]}  # s_2 terminal
+    np.testing.assert_allclose(transition_returns_to_go(terminal, 0.5), [1.5, 1.0, 1.0, 1.5, 1.0])
+    assert transition_returns_to_go(base, 0.5).dtype == np.float32
+
+
+def test_the_sampler_adds_returns_to_go_without_changing_the_batches():
+    rng = np.random.default_rng(0)
+    n = 50
+    arrays = {"observations": rng.normal(size=(n, 3)).astype(np.float32),
+              "actions": rng.uniform(-1, 1, size=(n, 2)).astype(np.float32),
+              "rewards": rng.normal(size=n).astype(np.float32), "masks": np.ones(n, dtype=np.float32),
+              "timeouts": (np.arange(n) % 10 == 9).astype(np.float32)}
+    arrays["next_observations"] = np.roll(arrays["observations"], -1, axis=0)
+    plain = make_transition_sampler(arrays, BatchRequest("transitions"))
+    with_rtg = make_transition_sampler(arrays, BatchRequest("transitions", return_discount=0.9))
+    assert plain.returns_to_go is None and "returns_to_go" not in plain.sample(4, np.random.default_rng(1))
+    a, b = plain.sample(32, np.random.default_rng(2)), with_rtg.sample(32, np.random.default_rng(2))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    rtg = transition_returns_to_go(arrays, 0.9)
+    idxs = np.random.default_rng(2).integers(n, size=32)
+    np.testing.assert_array_equal(b["returns_to_go"], rtg[idxs])
+    with pytest.raises(ValueError, match="returns_to_go"):
+        TransitionSampler(arrays["observations"], arrays["actions"], arrays["rewards"], arrays["masks"],
+                          arrays["next_observations"], returns_to_go=rtg[:-1])
+
+
+# ------------------------------------------------------------------------------------------------------- return
+
+def test_return_scheme_freezes_its_normalisation_at_the_first_batch():
+    agent = make(label_scheme="return", null_prob=0.0)
+    assert CFGRL.batch_options(agent.config) == {"return_discount": 0.99}
+    assert CFGRL.batch_options(make().config) == {}
+    with pytest.raises(RuntimeError, match="first training batch"):
+        agent.act(torch.zeros(2, OBS))
+    batch = make_batch()
+    agent.update(batch)
+    r = batch["returns_to_go"]
+    low, high, target = agent.return_stats.tolist()
+    assert (low, high) == (float(r.min()), float(r.max()))
+    assert target == pytest.approx(float(torch.quantile(r, 0.9)))
+    agent.update(make_batch(seed=1))  # later batches do not move them
+    assert agent.return_stats.tolist() == [low, high, target]
+    labels = agent._actor_terms(batch, torch.zeros(64), agent.generator)[0]
+    torch.testing.assert_close(labels, (r - low) / (high - low))
+    # a null row (NaN label) is conditioned on the learned null vector; others on the projection
+    cond = agent.actor.cond(batch["observations"][:2], torch.tensor([float("nan"), 0.5]))
+    torch.testing.assert_close(cond[0, OBS:], agent.actor.null_label)
+    torch.testing.assert_close(cond[1, OBS:], agent.actor.return_projection(torch.tensor([0.5])))
+    assert "actor/return_to_go_mean" in agent.update(batch)
+    with pytest.raises(ValueError, match="target_return_quantile"):
+        make(label_scheme="return", target_return_quantile=1.5)
+
+
+@pytest.mark.parametrize("scheme", ["quantile", "return"])
+def test_new_schemes_resume_exactly_and_their_grad_norms_match_a_loop(scheme):
+    assert_resume_is_exact(lambda seed: make(seed=seed, label_scheme=scheme, null_prob=0.3), make_batch())
+    agent = make(label_scheme=scheme, null_prob=0.5)
+    batch = {k: v[:6] for k, v in make_batch().items()}
+    agent.update(make_batch())
+    agent.reseed(9)
+    norms = agent.per_sample_actor_grad_norms(batch)
+    agent.reseed(9)
+    adv = agent.critic.advantage(batch["observations"], batch["actions"])
+    terms = agent._actor_terms(batch, adv, agent.generator)
+    assert bool(torch.isfinite(norms).all())
+    for i in range(6):
+        agent.zero_grad()
+        row = [x[i:i + 1] for x in (batch["observations"], *terms)]
+        agent._sample_losses(agent.actor, *row).sum().backward()
+        norm = torch.sqrt(sum(p.grad.pow(2).sum() for p in agent.actor.parameters() if p.grad is not None))
+        torch.testing.assert_close(norms[i], norm, rtol=1e-4, atol=1e-6)
+
+
+def test_return_guidance_moves_samples_toward_the_high_return_mode():
+    """One state, actions in two modes (-0.5, +0.5); the + mode's returns-to-go are N(1, 0.3^2), the - mode's
+    N(0, 0.3^2). Guided toward the 0.9 quantile of the returns, samples move to the + mode as w grows."""
+    torch.manual_seed(0)
+    steps, lr = 600, 3e-3
+    agent = CFGRL(CFGRLConfig(hidden=(64, 64), value_hidden=(8,), lr=lr, label_scheme="return"), 1, 1, 0, CPU, 0)
+    g = torch.Generator().manual_seed(1)
+    obs = torch.zeros(256, 1)
+    for i in range(steps):
+        plus = torch.rand(256, generator=g) < 0.5
+        actions = (torch.where(plus, 0.5, -0.5) + 0.1 * torch.randn(256, generator=g))[:, None]
+        rtg = plus.float() + 0.3 * torch.randn(256, generator=g)
+        for group in agent.optimizer.param_groups:
+            group["lr"] = lr * (1 - i / steps)
+        batch = {"observations": obs, "actions": actions, "returns_to_go": rtg}
+        agent.apply_loss(agent.actor_loss(batch, torch.zeros(256), agent.generator))
+    plus_frac = []
+    for w in (0.0, 1.0, 2.0):
+        agent.reseed(123)
+        plus_frac.append(float((agent.act(torch.zeros(2000, 1), None, w) > 0).float().mean()))
+    assert 0.35 < plus_frac[0] < 0.65, plus_frac
+    assert plus_frac[1] > 0.8 and plus_frac[2] >= plus_frac[1] - 0.02, plus_frac
