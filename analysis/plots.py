@@ -284,6 +284,52 @@ def distance_vs_w(data: pd.DataFrame, stem: Path, value: str = "success", scale:
         return save(fig, stem)
 
 
+def performance_vs_divergence(curves: pd.DataFrame, stem: Path, value: str = "return", scale: float = 1.0,
+                              ylabel: str = "return", xlabel: str = r"mean $\|a - a_{data}\|^2$ on held-out states",
+                              ncols: int = 3, ci: float = 0.95) -> list[Path]:
+    """Performance against divergence, one panel per env, one curve per method: CFGRL over its w grid, AWR over
+    its temperatures, any other method a single point. The trade-off at equal divergence, measured.
+
+    curves: one row per (env, curve, setting, seed) with columns env, curve (the line's name), setting (w or T,
+    annotated at each point), seed, divergence and `value`. Points are seed means with Student-t CIs over seeds
+    in both directions.
+    """
+    envs = sorted(curves["env"].unique())
+    div = summarize_by(curves, ["env", "curve", "setting"], "divergence", ci)
+    perf = summarize_by(curves, ["env", "curve", "setting"], value, ci)
+    names = sorted(curves["curve"].unique())
+    nrows, cols = _grid(len(envs), ncols)
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(nrows, cols, figsize=(3.8 * cols, 3.2 * nrows), squeeze=False)
+        for k, ax in enumerate(axes.flat):
+            if k >= len(envs):
+                ax.set_visible(False)
+                continue
+            env = envs[k]
+            for j, name in enumerate(names):
+                d = div[(div["env"] == env) & (div["curve"] == name)].sort_values("setting")
+                p = perf[(perf["env"] == env) & (perf["curve"] == name)].sort_values("setting")
+                if d.empty:
+                    continue
+                color = COLORS[j % len(COLORS)]
+                ax.errorbar(d["mean"], scale * p["mean"].to_numpy(),
+                            xerr=np.nan_to_num([d["mean"] - d["ci_low"], d["ci_high"] - d["mean"]]),
+                            yerr=np.nan_to_num([scale * (p["mean"] - p["ci_low"]).to_numpy(),
+                                                scale * (p["ci_high"] - p["mean"]).to_numpy()]),
+                            fmt="o-", color=color, capsize=2, ms=4, label=name)
+                for setting, x, y in zip(d["setting"], d["mean"], scale * p["mean"], strict=True):
+                    if np.isfinite(setting):
+                        ax.annotate(f"{setting:g}", (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7,
+                                    color=color)
+            ax.set_title(env, fontsize=9, loc="left")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel if k % cols == 0 else "")
+        axes.flat[0].legend(fontsize=7)
+        fig.suptitle(f"Performance vs divergence (labels: w or T; {ci_note(ci)})", fontsize=10)
+        fig.tight_layout()
+        return save(fig, stem)
+
+
 def aggregate_plot(iqm: pd.DataFrame, stem: Path, poi: pd.DataFrame | None = None,
                    profiles: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None,
                    taus: np.ndarray | None = None, scale: float = 100.0, xlabel: str = "IQM success rate (%)",

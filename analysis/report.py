@@ -21,6 +21,7 @@ from analysis.plots import (
     gc_family_vs_w,
     gradient_concentration,
     gradient_norms_plot,
+    performance_vs_divergence,
     performance_vs_step,
     temperature_and_w,
     training_curves,
@@ -424,14 +425,75 @@ def _distance_section(cells: pd.DataFrame, outdir: Path) -> list[str]:
                       scale=100.0 if value == "success" else 1.0,
                       ylabel="success rate (%)" if value == "success" else "return")
         means = group.groupby("w")["distance_to_w0"].mean()
-        parts += [f"- `{method}` on {env}: mean ||a_w - a_0||^2 by w: "
-                  + ", ".join(f"w={w:g}: {d:.3f}" for w, d in means.items()),
+        kls = group.groupby("w")["kl_to_w0"].mean() if "kl_to_w0" in group.columns else pd.Series(dtype=float)
+        parts += [f"- `{method}` on {env} (n = {group['seed'].nunique()} seeds): mean ||a_w - a_0||^2 "
+                  + ("[k-NN KL(pi_w || pi_0)] " if kls.notna().any() else "") + "by w: "
+                  + ", ".join(f"w={w:g}: {d:.3f}" + (f" [{kls[w]:.2f}]" if w in kls and np.isfinite(kls[w]) else "")
+                              for w, d in means.items()),
                   "", f"![distance from pi_0 vs w, {method} on {env}](figures/{stem.name}.png)", ""]
     if not parts:
         return []
     return ["## How far guidance moves the policy from the data", "",
-            "Mean squared distance between actions of pi_w and pi_0 (w = 0: the flow behaviour policy) on 512 states "
-            "of the dataset, drawn from the same noise, per seed; next to performance.", "", *parts]
+            "Mean squared distance between actions of pi_w and pi_0 (w = 0: the flow behaviour policy) on 512 held-out "
+            "states of the dataset (its validation file), drawn from the same noise, per seed; in brackets the k-NN "
+            "estimate of KL(pi_w || pi_0) (Wang, Kulkarni and Verdu 2009, k = 3, 64 actions of each policy on each "
+            "of 64 states; it orders policies by divergence but shrinks large KLs); next to performance.", "",
+            *parts]
+
+
+def divergence_curves(spec: Spec, cells: pd.DataFrame) -> pd.DataFrame:
+    """Rows for the performance-vs-divergence figure: every test cell with a measured data distance, as
+    (env, curve, setting, seed, divergence, success, return). A guided method's curve runs over its w; a sweep's
+    entries (AWR's temperatures) form one curve over their knob; any other method is a point."""
+    test = split_rows(cells)
+    if "data_distance" not in test.columns:
+        return pd.DataFrame()
+    test = test[test["data_distance"].notna()]
+    curve = test["method"].copy()
+    setting = test["w"].astype(float) if "w" in test.columns else pd.Series(np.nan, test.index)
+    for name, sweep in spec.sweeps.items():
+        member = test["method"].isin(sweep.values)
+        curve[member] = name
+        setting[member] = test.loc[member, "method"].map(dict(sweep.values))
+    return test.assign(curve=curve, setting=setting, divergence=test["data_distance"])[
+        ["env", "curve", "setting", "seed", "divergence", "success", "return"]]
+
+
+def _divergence_section(spec: Spec, cells: pd.DataFrame, outdir: Path) -> list[str]:
+    """Performance against the distance from the data's actions, every method on one axis (CFGRL over w, AWR
+    over T), and the table behind it with both divergences from pi_0."""
+    curves = divergence_curves(spec, cells)
+    if curves.empty or curves["curve"].nunique() < 2 and curves["setting"].nunique() < 2:
+        return []
+    a = spec.analysis
+    parts = ["## Performance at equal divergence", "",
+             "x: mean ||a - a_data||^2 between the policy's action and the dataset's on held-out (validation-file) "
+             "states, per seed; y: performance. A guided method's curve runs over w, AWR's over its temperature T; "
+             "comparing at equal x is the trade-off the paper argues about. The budget select rule "
+             "(`select: {type: budget}`) picks on these divergences without looking at any return.", ""]
+    for value in ("success", "return"):
+        sub = curves[[env_metric(e) == value for e in curves["env"]]]
+        if sub.empty:
+            continue
+        scale, label = (100.0, "success rate (%)") if value == "success" else (1.0, "return")
+        stem = outdir / "figures" / f"performance_vs_divergence_{value}"
+        performance_vs_divergence(sub, stem, value=value, scale=scale, ylabel=label, ci=a.ci)
+        parts += [f"![performance vs divergence ({value})](figures/{stem.name}.png)", ""]
+    test = split_rows(cells)
+    rows = []
+    for (env, name, setting), g in curves.groupby(["env", "curve", "setting"], dropna=False):
+        value = env_metric(env)
+        ids = g.index
+        m, lo, hi = (summarize_by(g.assign(k=0), ["k"], value, a.ci).iloc[0][["mean", "ci_low", "ci_high"]])
+        mse = test.loc[ids, "distance_to_w0"].mean() if "distance_to_w0" in test.columns else np.nan
+        kl = test.loc[ids, "kl_to_w0"].mean() if "kl_to_w0" in test.columns else np.nan
+        rows.append([env, name, "" if not np.isfinite(setting) else f"{setting:g}", str(len(g)),
+                     f"{g['divergence'].mean():.3f}", "" if not np.isfinite(mse) else f"{mse:.3f}",
+                     "" if not np.isfinite(kl) else f"{kl:.2f}",
+                     f"{fmt(value, m)} [{fmt(value, lo)}, {fmt(value, hi)}]"])
+    parts += [_table(["env", "method", "w or T", "n seeds", "||a - a_data||^2", "||a_w - a_0||^2",
+                      "KL(pi_w || pi_0) (k-NN)", f"performance, mean [{int(100 * a.ci)}% CI]"], rows), ""]
+    return parts
 
 
 def _temperature_section(cells: pd.DataFrame, outdir: Path) -> list[str]:
@@ -635,6 +697,7 @@ def write_report(spec: Spec, cells_path: str | Path, outdir: str | Path) -> Path
     parts += _family_section(spec, cells, outdir)
     parts += _distance_section(cells, outdir)
     parts += _temperature_section(cells, outdir)
+    parts += _divergence_section(spec, cells, outdir)
     parts += _gradient_section(spec, outdir)
     parts += _steps_section(spec, cells, snapshots, outdir)
     parts += _curves_section(spec, outdir)

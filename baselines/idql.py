@@ -54,7 +54,7 @@ class IDQLConfig(IQLConfig):
     num_samples: int = 64  # N candidates per state (IDQL code: N = 64, DDPMIQLLearner and its offline launcher)
     select: str = "argmax"  # 'argmax' (IDQL code's evaluation) or 'softmax' (sample by exp(score / temperature))
     select_on: str = "q"  # 'q' (min of the target twin Q, IDQL code) or 'advantage' (Q - V)
-    temperature: float = 1.0  # 'softmax' temperature (no reference value: the IDQL code evaluates with argmax)
+    softmax_temperature: float = 1.0  # 'softmax' temperature (no reference value: the IDQL code evaluates with argmax)
 
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"select": SELECTIONS, "select_on": SCORES,
                                                      "time_embedding": TIME_EMBEDDINGS}
@@ -73,8 +73,8 @@ class IDQL(Agent):
         check_choice(config.select_on, SCORES, "select_on")
         if config.num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {config.num_samples}")
-        if not config.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {config.temperature}")
+        if not config.softmax_temperature > 0:
+            raise ValueError(f"softmax_temperature must be > 0, got {config.softmax_temperature}")
         self.critic = IQLCritic.from_config(config, obs_dim, action_dim, **self.net_options())
         self.velocity = FlowVelocity(obs_dim, action_dim, config.hidden, config.activation, config.layer_norm,
                                      config.time_embedding, config.time_dim, **self.net_options())
@@ -124,7 +124,7 @@ class IDQL(Agent):
             return scores.argmax(dim=1)
         log_u = torch.special.log_ndtr(normals.double())
         gumbel = -torch.log((-log_u).clamp_min(torch.finfo(torch.float64).tiny))
-        return (scores.double() / self.config.temperature + gumbel).argmax(dim=1)
+        return (scores.double() / self.config.softmax_temperature + gumbel).argmax(dim=1)
 
     @torch.no_grad()
     def act(self, observations: torch.Tensor, goals: torch.Tensor | None = None,

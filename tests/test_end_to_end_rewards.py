@@ -24,8 +24,12 @@ TINY = {
     "methods": {
         "awr": {"config": CONFIG},
         "awr_t1": {"method": "awr", "config": {**CONFIG, "temperature": 1.0}},
-        "cfgrl": {"w": [0, 1, 3], "select": {"type": "fixed", "value": 3}, "config": {**CONFIG, "flow_steps": 4}},
+        # a budget every w satisfies: the largest, w = 3
+        "cfgrl": {"w": [0, 1, 3], "select": {"type": "budget", "divergence": 100.0},
+                  "config": {**CONFIG, "flow_steps": 4}},
         "bc": {"config": CONFIG},
+        "idql": {"config": {**CONFIG, "flow_steps": 4, "num_samples": 4}},
+        "fql": {"config": {**CONFIG, "flow_steps": 4}},
     },
     "sweeps": {"awr_best": {"entries": ["awr", "awr_t1"], "select": {"type": "validation", "on": "episodes"}}},
     "analysis": {"bootstrap_resamples": 1000},
@@ -61,3 +65,12 @@ def test_reward_based_spec_runs_end_to_end(tmp_path):
     cells = (out / "cells.csv").read_text().splitlines()
     assert cells[0].startswith("method,registry,temperature,") and any(",awr,1.0," in c for c in cells)
     assert (out / "figures" / "grad_norms_cheetah-run.png").stat().st_size > 10_000
+    # the stronger baselines run through the whole pipeline; every cell has its divergences
+    for method in ("idql", "fql"):
+        assert f"| cheetah-run | return | cfgrl (w=3) | {method} |" in report
+        result = json.loads((out / "eval" / "test" / method / "cheetah-run" / "seed0" / "wnone.json").read_text())
+        assert np.isfinite(result["return"]) and result["data_distance"] > 0
+    assert dmc["distance_to_w0"] > 0 and np.isfinite(dmc["kl_to_w0"]) and dmc["data_distance"] > 0
+    assert "largest per env whose mean ||a_w - a_0||^2" in report
+    assert "## Performance at equal divergence" in report
+    assert (out / "figures" / "performance_vs_divergence_return.png").stat().st_size > 10_000

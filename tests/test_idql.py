@@ -45,7 +45,7 @@ def test_registry_defaults_and_noise_layout():
     config = IDQLConfig()
     assert (config.num_samples, config.select, config.select_on) == (64, "argmax", "q")
     assert make(num_samples=5).noise_dim == 5 * ACT + 5
-    for bad in ({"select": "max"}, {"select_on": "v"}, {"num_samples": 0}, {"temperature": 0.0}):
+    for bad in ({"select": "max"}, {"select_on": "v"}, {"num_samples": 0}, {"softmax_temperature": 0.0}):
         with pytest.raises(ValueError):
             make(**bad)
 
@@ -123,21 +123,21 @@ def test_argmax_picks_the_rewarded_mode_while_the_flow_is_bimodal():
 
 
 def test_softmax_selection_draws_by_softmax_of_scores_over_temperature():
-    agent = make(select="softmax", temperature=1.0)
+    agent = make(select="softmax", softmax_temperature=1.0)
     n = 40_000
     normals = torch.randn(n, 4, generator=torch.Generator().manual_seed(7))
     scores = torch.log(torch.tensor([1.0, 2.0, 3.0, 4.0])).expand(n, 4)  # softmax = 0.1, 0.2, 0.3, 0.4
     freq = torch.bincount(agent.select(scores, normals), minlength=4).double() / n
     torch.testing.assert_close(freq, torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64), atol=0.01, rtol=0)
-    agent.config.temperature = 0.5  # p ∝ exp(2 score) = 1, 4, 9, 16
+    agent.config.softmax_temperature = 0.5  # p ∝ exp(2 score) = 1, 4, 9, 16
     freq = torch.bincount(agent.select(scores, normals), minlength=4).double() / n
     torch.testing.assert_close(freq, torch.tensor([1.0, 4.0, 9.0, 16.0], dtype=torch.float64) / 30, atol=0.01,
                                rtol=0)
-    agent.config.temperature = 1e9  # huge temperature: close to uniform over the candidates
+    agent.config.softmax_temperature = 1e9  # huge temperature: close to uniform over the candidates
     scores = torch.tensor([0.0, 5.0, 10.0, 100.0]).expand(n, 4)
     freq = torch.bincount(agent.select(scores, normals), minlength=4).double() / n
     torch.testing.assert_close(freq, torch.full((4,), 0.25, dtype=torch.float64), atol=0.01, rtol=0)
-    agent.config.temperature = 1e-9  # tiny: the argmax
+    agent.config.softmax_temperature = 1e-9  # tiny: the argmax
     assert bool((agent.select(scores, normals) == 3).all())
     # the Gumbel variate of a normal through its CDF is finite far in both tails
     extreme = torch.tensor([[-30.0, 0.0, 30.0, 8.0]])
@@ -146,7 +146,7 @@ def test_softmax_selection_draws_by_softmax_of_scores_over_temperature():
 
 
 def test_softmax_with_a_huge_temperature_acts_with_uniform_candidates():
-    agent = make(select="softmax", temperature=1e9, num_samples=4)
+    agent = make(select="softmax", softmax_temperature=1e9, num_samples=4)
     batch = make_batch(n=16)
     for _ in range(3):
         agent.update(batch)

@@ -69,3 +69,37 @@ def test_report_text_says_what_is_computed(tmp_path):
     assert cells_[5] == "4" and cells_[7] == "4"
     assert cells_[11] == "0.029"  # 4 vs 4, every cfgrl seed above every awr seed: exact p = 2/70
 
+
+
+def test_budget_rule_and_performance_vs_divergence_in_the_report(tmp_path):
+    """AWR over T (a sweep of entries) and CFGRL over w on one divergence axis; the budget rule's choice and its
+    words in the report."""
+    cells = synthetic_cells(seeds=4, gc=False, envs=["cheetah-run"])
+    awr = cells[cells["method"] == "awr"]
+    awr = awr.assign(method="awr_t" + awr["temperature"].map("{:g}".format), registry="awr")
+    cfg = cells[cells["method"] == "cfgrl"].assign(registry="cfgrl")
+    cfg = cfg.assign(distance_to_w0=0.1 * cfg["w"], kl_to_w0=0.3 * cfg["w"], data_distance=0.5 + 0.1 * cfg["w"])
+    awr = awr.assign(data_distance=0.5 + 0.05 * awr["temperature"])
+    cells = pd.concat([cfg, awr], ignore_index=True)
+    cells["return"] = cells["success"] * 1000
+    spec_path = tmp_path / "s.yaml"
+    entries = {f"awr_t{t:g}": {"method": "awr", "config": {"temperature": t}} for t in (1.0, 3.0, 10.0, 30.0)}
+    spec_path.write_text(yaml.safe_dump({
+        "name": "synth", "seeds": [0, 1, 2, 3], "envs": {"cheetah-run": {"data": {"source": "generate"}}},
+        "methods": {"cfgrl": {"w": [0, 1, 1.5, 2, 3, 5], "select": {"type": "budget", "divergence": 0.25}},
+                    **entries},
+        "sweeps": {"awr": {"entries": list(entries), "select": {"type": "budget", "divergence": 0.75,
+                                                                  "measure": "data"}}},
+        "analysis": {"bootstrap_resamples": 200}}))
+    cells.to_csv(tmp_path / "cells.csv", index=False)
+    report = write_report(load_spec(spec_path), tmp_path / "cells.csv", tmp_path).read_text()
+    assert "the largest per env whose mean ||a_w - a_0||^2 on held-out dataset states" in report
+    comp = report[report.index("## Reported settings and comparisons"):]
+    assert "cfgrl (w=2)" in comp  # 0.1 w <= 0.25: w = 2 (w = 3 is above the budget)
+    section = report[report.index("## Performance at equal divergence"):]
+    assert "![performance vs divergence (return)](figures/performance_vs_divergence_return.png)" in section
+    assert (tmp_path / "figures" / "performance_vs_divergence_return.png").stat().st_size > 10_000
+    row = next(line for line in section.splitlines() if line.startswith("| cheetah-run | awr | 10 |"))
+    assert "| 4 | 1.000 |" in row  # n seeds and the data distance 0.5 + 0.05 * 10
+    row = next(line for line in section.splitlines() if line.startswith("| cheetah-run | cfgrl | 3 |"))
+    assert "| 4 | 0.800 | 0.300 | 0.90 |" in row

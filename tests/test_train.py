@@ -1,5 +1,6 @@
 from dataclasses import asdict
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -130,3 +131,24 @@ def test_a_non_finite_loss_stops_training_naming_the_component_and_keeps_the_che
         BC.loss = original
     kept = torch.load(tmp_path / "run" / "_progress" / "checkpoint.pt", weights_only=False)
     assert kept["agent"]["step"] == 25 and not (tmp_path / "run" / "model.pt").exists()
+
+
+def test_bf16_precision_trains_close_to_fp32_and_keeps_fp32_weights():
+    """`precision: bf16` autocasts the loss only: weights stay fp32 and the first update's loss agrees with fp32
+    to bf16 rounding."""
+    from cfgrl.methods import method_class
+
+    cls = method_class("cfgrl")
+    rng = np.random.default_rng(0)
+    batch = {"observations": rng.standard_normal((32, 5)), "actions": rng.uniform(-1, 1, (32, 2)),
+             "rewards": rng.standard_normal(32), "masks": np.ones(32),
+             "next_observations": rng.standard_normal((32, 5))}
+    batch = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in batch.items()}
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        agent = cls(cls.Config(hidden=(32, 32), value_hidden=(32, 32), precision=precision), 5, 2, 0,
+                    torch.device("cpu"), seed=0)
+        info = agent.update(batch)
+        losses[precision] = float(info["actor/loss"])
+        assert all(p.dtype == torch.float32 for p in agent.parameters())
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05) and losses["bf16"] != losses["fp32"]

@@ -11,6 +11,8 @@ from torch import nn
 from cfgrl.core.nets import ACTIVATIONS, ARCHS, INITS, check_choice
 from cfgrl.seeding import derive_seed
 
+PRECISIONS = ("fp32", "bf16")
+
 
 @dataclass
 class TrainConfig:
@@ -31,9 +33,14 @@ class TrainConfig:
     # (Dense -> LayerNorm -> act, the ExORL actors without LayerNorm on their last hidden layer); None: the method's
     # own reference (the ExORL code for CFGRL's 'filtered' scheme and AWR's 'learned' std, else OGBench's)
     arch: str | None = None
+    # arithmetic of the training loss: 'fp32', or 'bf16' (autocast of the forward and loss; weights, optimiser and
+    # acting stay fp32). fp32 by default: bf16 was not shown to leave results unchanged (docs/performance.md), and
+    # on CPUs without bf16 units (this project's AVX2 machines) it runs about 5x slower
+    precision: str = "fp32"
 
     # the values each enumerated field may take (spec validation reads them through `choices()`)
-    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"init": INITS, "arch": ARCHS, "activation": tuple(ACTIVATIONS)}
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"init": INITS, "arch": ARCHS, "activation": tuple(ACTIVATIONS),
+                                                     "precision": PRECISIONS}
 
     @classmethod
     def choices(cls) -> dict[str, tuple[Any, ...]]:
@@ -124,9 +131,12 @@ class Agent(nn.Module):
         reference codes compute from the pre-step parameters). Nothing by default."""
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One optimiser step on the batch's loss; returns its detached metrics."""
-        loss, info = self.loss(batch, self.generator)
-        self.apply_loss(loss)
+        """One optimiser step on the batch's loss (under bf16 autocast with `precision: bf16`); returns its detached
+        metrics."""
+        device = next(self.parameters()).device.type
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
+            loss, info = self.loss(batch, self.generator)
+        self.apply_loss(loss.float())
         return info
 
     def apply_loss(self, loss: torch.Tensor) -> None:

@@ -590,6 +590,8 @@ FIELD_CHECKS: dict[str, tuple[Any, str]] = {
     "null_loss_weight": _in(0, 1e6), "temperature": _in(0, 1e6), "max_weight": _in(0, 1e12, low_open=True),
     "mean_clip": _in(0, 1e6, low_open=True), "std": _in(0, 1e6, low_open=True),
     "geometric_discount": _in(0, 1, True, True),
+    "num_samples": _in(1, 100_000), "softmax_temperature": _in(0, 1e6, low_open=True), "alpha": _in(0, 1e9),
+    "label_bins": _in(2, 10_000), "target_return_quantile": _in(0, 1),
 }
 WIDTH_LIMIT = 65_536
 

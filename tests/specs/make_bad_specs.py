@@ -122,6 +122,7 @@ for field, value, fragment in [
         ("hidden", [64, 0], "widths must be in [1, 65536]"), ("null_goal_prob", 1.5, "must be in [0, 1]"),
         ("geometric_discount", 1.0, "must be in (0, 1)"), ("activation", "swish", "must be one of"),
         ("init", "kaiming", "must be one of 'parity', 'torch'"), ("arch", "jax", "must be one of 'ogbench', 'exorl'"),
+        ("precision", "fp16", "must be one of 'fp32', 'bf16'"),
         ("device", "gpu", "must be auto, cpu, cuda, cuda:<index> or mps")]:
     tag = "".join(ch if ch.isalnum() else "_" for ch in str(value).replace("-", "minus"))
     case(f"config_{field}_{tag}", f"methods.gc_cfgrl.config.{field}", fragment,
