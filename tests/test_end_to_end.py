@@ -105,26 +105,47 @@ def test_tiny_spec_runs_end_to_end_and_report_matches_cells(tmp_path):
     assert stats.get("train") == "2" and stats.get("evaluate") == "2" and "data" not in stats, plan.stdout[-2000:]
 
 
+SMALL = {"steps": 100, "batch_size": 32, "hidden": [32, 32], "log_every": 50, "snapshot_every": 50}
 ALL_GC = {
     "name": "allgc",
     "seeds": [0],
     "envs": {"pointmaze-medium-navigate-v0": {"data": {"source": "generate", "episodes": 2},
                                               "eval": {"episodes_per_task": 1, "tasks": [1, 2]}}},
-    "methods": {name: {"config": {"steps": 100, "batch_size": 32, "hidden": [32, 32], "log_every": 50}}
-                for name in ("bc", "flow_bc", "flow_gcbc", "hgcbc", "flow_hgcbc")}
-    | {"hcfgrl": {"w": [0, 1, 2], "config": {"steps": 100, "batch_size": 32, "hidden": [32, 32], "log_every": 50,
-                                             "flow_steps": 4}}},
+    "methods": {name: {"config": SMALL} for name in ("bc", "flow_bc", "flow_gcbc", "hgcbc", "flow_hgcbc")}
+    | {"hcfgrl": {"w": [0, 1, 2], "config": {**SMALL, "flow_steps": 4}}},
+    "eval": {"at_steps": [50]},  # the step-50 snapshots are evaluated too: performance over training steps
 }
 
 
 @pytest.mark.slow
 def test_every_goal_conditioned_method_runs_through_the_pipeline(tmp_path):
+    """Every goal-conditioned method, with snapshots (eval.at_steps), TensorBoard logs where the package is
+    installed, and the cost table."""
+    try:
+        import tensorboard  # noqa: F401
+        logging = ["csv", "tensorboard"]
+    except ImportError:
+        logging = ["csv"]
     spec = tmp_path / "allgc.yaml"
-    spec.write_text(yaml.safe_dump(ALL_GC))
+    spec.write_text(yaml.safe_dump({**ALL_GC, "train": {"logging": logging}}))
     proc = snakemake(tmp_path, spec)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = tmp_path / "results" / "allgc"
-    table = parse_tables((out / "report.md").read_text())
+    report = (out / "report.md").read_text()
+    assert "## Performance over training steps" in report
+    assert (out / "figures" / "success_vs_step_pointmaze-medium-navigate-v0.png").stat().st_size > 10_000
+    snap = json.loads((out / "eval" / "test" / "hcfgrl" / "pointmaze-medium-navigate-v0" / "seed0" / "step50"
+                       / "w2.json").read_text())
+    assert snap["step"] == 50 and snap["snapshot"] is True
+    assert "## What the run cost" in report and "| train |" in report
+    if "tensorboard" in logging:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        events = EventAccumulator(str(out / "train" / "hcfgrl" / "pointmaze-medium-navigate-v0" / "seed0"
+                                      / "tensorboard")).Reload()
+        steps = [e.step for e in events.Scalars("actor/loss")]
+        assert steps == [50, 100]
+    table = parse_tables(report)
     expected = {(m, "—") for m in ("bc", "flow_bc", "flow_gcbc", "hgcbc", "flow_hgcbc")}
     assert set(table) == expected | {("hcfgrl", w) for w in ("0", "1", "2")}
     hcfgrl = json.loads((out / "eval" / "test" / "hcfgrl" / "pointmaze-medium-navigate-v0" / "seed0" / "w2.json")

@@ -28,8 +28,8 @@ TINY = {
         "cfgrl": {"w": [0, 1, 3], "select": {"type": "budget", "divergence": 100.0},
                   "config": {**CONFIG, "flow_steps": 4}},
         "bc": {"config": CONFIG},
-        "idql": {"config": {**CONFIG, "flow_steps": 4, "num_samples": 4}},
-        "fql": {"config": {**CONFIG, "flow_steps": 4}},
+        "idql": {"envs": ["cheetah-run"], "config": {**CONFIG, "flow_steps": 4, "num_samples": 4}},
+        "fql": {"envs": ["cheetah-run"], "config": {**CONFIG, "flow_steps": 4}},
     },
     "sweeps": {"awr_best": {"entries": ["awr", "awr_t1"], "select": {"type": "validation", "on": "episodes"}}},
     "analysis": {"bootstrap_resamples": 1000},
@@ -42,7 +42,7 @@ def test_reward_based_spec_runs_end_to_end(tmp_path):
     spec.write_text(yaml.safe_dump(TINY))
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "-s", str(REPO / "Snakefile"),
                            "--directory", str(tmp_path), "--config", f"spec={spec}"],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = tmp_path / "results" / "tinyrl"
     report = (out / "report.md").read_text()

@@ -26,3 +26,20 @@ def test_readme_spec_example_is_a_valid_spec(tmp_path):
     spec = load_spec(path)
     assert spec.sweeps["awr"].entries == ("awr_t1", "awr_t3", "awr_t10")
     assert {c[3] for c in spec.cells() if c[0] == "validation" and c[1].startswith("awr")} == {8, 9}
+
+
+def test_workflow_passes_snakemake_lint_and_snakefmt():
+    """The rules stay thin and formatted: `snakemake --lint` reports nothing, `snakefmt --check` changes nothing."""
+    import shutil
+    import subprocess
+    import sys
+
+    lint = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--cores", "1", "-s", str(REPO / "Snakefile"),
+                           "--directory", str(REPO)], capture_output=True, text=True, timeout=300)
+    assert lint.returncode == 0 and "Lints for" not in lint.stdout + lint.stderr, (lint.stdout + lint.stderr)[-3000:]
+    snakefmt = shutil.which("snakefmt")
+    assert snakefmt is not None, "snakefmt is in the test extras"
+    files = [str(REPO / "Snakefile"), *map(str, sorted((REPO / "rules").glob("*.smk")))]
+    fmt = subprocess.run([snakefmt, "--check", *files], capture_output=True, text=True,
+                         timeout=120)
+    assert fmt.returncode == 0, fmt.stderr[-3000:]
