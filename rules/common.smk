@@ -69,6 +69,7 @@ def _define_train_group(label, seeds):
         threads: SPEC.train_threads
         resources:
             mem_mb=4000,
+            gpu=SPEC.train_gpus,
         params:
             spec=SPEC_PATH,
             method=label,

@@ -24,6 +24,7 @@ if SPEC.seed_group == 1:
         threads: SPEC.train_threads
         resources:
             mem_mb=4000,
+            gpu=SPEC.train_gpus,
         params:
             spec=SPEC_PATH,
             spec_hash=lambda wc: HASHES["train"][f"{wc.method}|{wc.env}"],

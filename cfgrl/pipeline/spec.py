@@ -35,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
     # at_steps: training steps whose snapshots are evaluated too (learning curves), beside the final model
     "eval": {"seed": 10_000, "validation_seed": 20_000, "threads": 1, "at_steps": []},
     # torch threads per training job; seeds trained per job (one process, members stepped in turn); metric sinks
-    "train": {"threads": 1, "seed_group": 1, "logging": ["csv"]},
+    "train": {"threads": 1, "seed_group": 1, "logging": ["csv"], "gpus": 0},
     "analysis": {"ci": 0.95, "bootstrap_resamples": 10_000, "bootstrap_seed": 0},
     "limits": {"max_cells": 20_000},  # evaluation cells a spec may plan (raise it explicitly for bigger grids)
 }
@@ -177,6 +177,7 @@ class Spec:
     eval: EvalSettings
     train_threads: int
     seed_group: int  # seeds of one (method, env) trained in one process
+    train_gpus: int  # GPUs each training job asks for (Snakemake resource `gpu`: sbatch --gpus under SLURM)
     train_logging: tuple[str, ...]  # metric sinks: 'csv' (always) and optionally 'tensorboard'
     analysis: Analysis
     max_cells: int
@@ -438,7 +439,8 @@ def _build(raw: dict[str, Any], path: Path) -> Spec:
     spec = Spec(name=name, path=str(path), hash=spec_hash(raw), seeds=seeds, envs=types.MappingProxyType(envs),
                 methods=types.MappingProxyType(methods), sweeps=types.MappingProxyType(sweeps), eval=eval_settings,
                 train_threads=int(given["train"]["threads"]), seed_group=int(given["train"]["seed_group"]),
-                train_logging=logging, analysis=analysis, max_cells=int(given["limits"]["max_cells"]),
+                train_gpus=int(given["train"]["gpus"]), train_logging=logging, analysis=analysis,
+                max_cells=int(given["limits"]["max_cells"]),
                 raw=types.MappingProxyType(raw))
     n = len(spec.cells()) + len(spec.snapshot_cells())
     if n > spec.max_cells:

@@ -184,6 +184,8 @@ case("eval_seed_too_big", "eval.seed", "must be in [0, 2^32)", put(["eval"], {"s
 case("bootstrap_resamples_zero", "analysis.bootstrap_resamples", "must be at least 100",
      put(["analysis"], {"bootstrap_resamples": 0}))
 case("ci_above_one", "analysis.ci", "must be less than 1", put(["analysis"], {"ci": 1.5}))
+case("train_gpus_negative", "train.gpus", "must be at least 0", put(["train"], {"gpus": -1}))
+case("train_seed_group_zero", "train.seed_group", "must be at least 1", put(["train"], {"seed_group": 0}))
 case("too_many_cells", "limits.max_cells", "the spec plans 16 evaluation cells, more than the cap of 10",
      put(["limits"], {"max_cells": 10}))
 print(len(list(OUT.glob("*.yaml"))), "broken specs")
