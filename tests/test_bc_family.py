@@ -11,6 +11,7 @@ from cfgrl.core.flow import flow_matching_loss, flow_pair
 from cfgrl.core.gaussian import GaussianPolicy
 from cfgrl.methods import method_class
 from tests.conftest import assert_resume_is_exact
+from tests.synthetic import assert_grad_norms_match_a_loop
 
 CPU = torch.device("cpu")
 OBS, ACT, GOAL = 5, 3, 2
@@ -175,18 +176,7 @@ def test_cfgrl_actor_loss_is_the_papers_formula(scheme):
 def test_cfgrl_per_sample_grad_norms_match_a_loop(scheme):
     agent = make_agent("cfgrl", {"label_scheme": scheme})
     batch = make_batch(n=6)
-    agent.reseed(9)
-    norms = agent.per_sample_actor_grad_norms(batch)
-    # recompute with the same draws, one sample at a time, by plain autograd
-    agent.reseed(9)
-    adv = agent.critic.advantage(batch["observations"], batch["actions"], use_target=scheme == "filtered")
-    terms = agent._actor_terms(batch, adv, agent.generator)
-    for i in range(6):
-        agent.zero_grad()
-        row = [x[i:i + 1] for x in (batch["observations"], *terms)]
-        agent._sample_losses(agent.actor, *row).sum().backward()
-        norm = torch.sqrt(sum(p.grad.pow(2).sum() for p in agent.actor.parameters() if p.grad is not None))
-        torch.testing.assert_close(norms[i], norm, rtol=1e-4, atol=1e-6)
+    assert_grad_norms_match_a_loop(agent, batch, use_target=scheme == "filtered")
 
 
 def test_cfgrl_rejects_unknown_label_scheme():

@@ -10,6 +10,7 @@ from baselines.fql import FQL, FQLConfig
 from cfgrl.core.flow import flow_matching_loss
 from cfgrl.methods import method_class
 from tests.conftest import assert_resume_is_exact
+from tests.synthetic import bandit_batch
 
 CPU = torch.device("cpu")
 OBS, ACT = 3, 2
@@ -26,15 +27,6 @@ def toy(n: int, g: torch.Generator) -> dict[str, torch.Tensor]:
     actions = torch.tanh(0.8 * obs[:, :ACT] + 0.3 * torch.randn(n, ACT, generator=g))
     return {"observations": obs, "actions": actions, "rewards": actions[:, 0], "masks": torch.ones(n),
             "next_observations": torch.randn(n, OBS, generator=g)}
-
-
-def bandit(n: int, g: torch.Generator) -> dict[str, torch.Tensor]:
-    """States N(0, I) (2-d, irrelevant), 1-d actions at -0.7 or +0.7 (+- 0.05), reward 1 for the + mode, terminal."""
-    obs = torch.randn(n, 2, generator=g)
-    plus = torch.rand(n, generator=g) < 0.5
-    actions = torch.where(plus, 0.7, -0.7) + 0.05 * torch.randn(n, generator=g)
-    return {"observations": obs, "actions": actions[:, None], "rewards": plus.float(), "masks": torch.zeros(n),
-            "next_observations": obs}
 
 
 def test_registry_and_defaults():
@@ -140,7 +132,7 @@ def test_on_a_two_mode_bandit_the_one_step_policy_moves_to_the_rewarded_mode():
     agent = FQL(FQLConfig(hidden=(64, 64), value_hidden=(64, 64), lr=3e-3, alpha=0.1), 2, 1, 0, CPU, 0)
     g = torch.Generator().manual_seed(1)
     for _ in range(400):
-        agent.update(bandit(256, g))
+        agent.update(bandit_batch(256, g))
     obs, z = torch.randn(1000, 2, generator=g), torch.randn(1000, 1, generator=g)
     flow = agent.flow_actions(obs, z)[:, 0]  # the BC flow stays bimodal
     assert float(((flow + 0.7).abs() < 0.2).float().mean()) > 0.3

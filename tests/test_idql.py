@@ -12,6 +12,7 @@ from baselines.flow_bc import FlowBC, FlowBCConfig
 from baselines.idql import IDQL, IDQLConfig
 from cfgrl.methods import method_class
 from tests.conftest import assert_resume_is_exact
+from tests.synthetic import bandit_batch
 
 CPU = torch.device("cpu")
 OBS, ACT = 4, 2
@@ -28,15 +29,6 @@ def make_batch(n: int = 64, seed: int = 0) -> dict[str, torch.Tensor]:
     actions = torch.tanh(obs[:, :ACT] + 0.3 * torch.randn(n, ACT, generator=g))
     return {"observations": obs, "actions": actions, "rewards": actions[:, 0], "masks": torch.ones(n),
             "next_observations": torch.randn(n, OBS, generator=g)}
-
-
-def bandit(n: int, g: torch.Generator) -> dict[str, torch.Tensor]:
-    """States N(0, I) (2-d, irrelevant), 1-d actions at -0.7 or +0.7 (+- 0.05), reward 1 for the + mode, terminal."""
-    obs = torch.randn(n, 2, generator=g)
-    plus = torch.rand(n, generator=g) < 0.5
-    actions = torch.where(plus, 0.7, -0.7) + 0.05 * torch.randn(n, generator=g)
-    return {"observations": obs, "actions": actions[:, None], "rewards": plus.float(), "masks": torch.zeros(n),
-            "next_observations": obs}
 
 
 def test_registry_defaults_and_noise_layout():
@@ -108,7 +100,7 @@ def test_argmax_picks_the_rewarded_mode_while_the_flow_is_bimodal():
     agent = IDQL(IDQLConfig(hidden=(64, 64), value_hidden=(64, 64), lr=3e-3, num_samples=16), 2, 1, 0, CPU, 0)
     g = torch.Generator().manual_seed(1)
     for _ in range(400):
-        agent.update(bandit(256, g))
+        agent.update(bandit_batch(256, g))
     obs = torch.randn(500, 2, generator=g)
     noise = torch.randn(500, agent.noise_dim, generator=g)
     flow = agent.candidates(obs, noise)[0][..., 0]  # (500, 16) behaviour samples

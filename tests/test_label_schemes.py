@@ -18,6 +18,7 @@ from cfgrl.data.samplers import (
     transition_returns_to_go,
 )
 from tests.conftest import assert_resume_is_exact
+from tests.synthetic import assert_grad_norms_match_a_loop
 
 CPU = torch.device("cpu")
 OBS, ACT = 5, 3
@@ -212,18 +213,7 @@ def test_new_schemes_resume_exactly_and_their_grad_norms_match_a_loop(scheme):
     agent = make(label_scheme=scheme, null_prob=0.5)
     batch = {k: v[:6] for k, v in make_batch().items()}
     agent.update(make_batch())
-    agent.reseed(9)
-    norms = agent.per_sample_actor_grad_norms(batch)
-    agent.reseed(9)
-    adv = agent.critic.advantage(batch["observations"], batch["actions"])
-    terms = agent._actor_terms(batch, adv, agent.generator)
-    assert bool(torch.isfinite(norms).all())
-    for i in range(6):
-        agent.zero_grad()
-        row = [x[i:i + 1] for x in (batch["observations"], *terms)]
-        agent._sample_losses(agent.actor, *row).sum().backward()
-        norm = torch.sqrt(sum(p.grad.pow(2).sum() for p in agent.actor.parameters() if p.grad is not None))
-        torch.testing.assert_close(norms[i], norm, rtol=1e-4, atol=1e-6)
+    assert_grad_norms_match_a_loop(agent, batch, use_target=False)
 
 
 def test_return_guidance_moves_samples_toward_the_high_return_mode():
