@@ -6,6 +6,7 @@ difference with its Student-t interval over seeds (docs/fidelity.md's tables).
         --reference 'refgc/flowgcbc_40000_s*.json' --metric success
 
 Suite side: the cell files `seed<k>/w<w>.json` of one method and env (`wnone.json` for an unguided method).
+`--metric kl_to_w0` (or distance_to_w0, data_distance) tabulates a cell's divergence from the w = 0 policy instead.
 Reference side: the JSON files of ../shared/reference's drivers, one per seed: run_gc.py writes
 {"w": {w: {"success": ...}}}, run_exorl.py {"return": {w: ...}}, bench/reference/run_exorl_awr.py {"return": x}.
 """
@@ -22,14 +23,19 @@ import pandas as pd
 
 from analysis.stats import mean_ci, paired_diff_ci
 
+# per-cell quantities (the divergences from the w = 0 policy on held-out states), not averaged over episodes
+CELL_METRICS = ("distance_to_w0", "kl_to_w0", "data_distance")
+
 
 def suite_runs(folder: str | Path, metric: str) -> pd.DataFrame:
-    """(seed x w) table of the per-seed mean `metric` from a method's cell files; w NaN for an unguided method."""
+    """(seed x w) table of the per-seed mean `metric` (an episode field, or one of CELL_METRICS) from a method's
+    cell files; w NaN for an unguided method."""
     rows = []
     for path in sorted(Path(folder).glob("seed*/w*.json")):
         cell = json.loads(path.read_text())
+        value = cell[metric] if metric in CELL_METRICS else np.mean([e[metric] for e in cell["episodes"]])
         rows.append({"seed": int(cell["seed"]), "w": np.nan if cell["w"] is None else float(cell["w"]),
-                     "value": float(np.mean([e[metric] for e in cell["episodes"]]))})
+                     "value": float(value)})
     if not rows:
         raise FileNotFoundError(f"no cell files under {folder}")
     return pd.DataFrame(rows).pivot(index="seed", columns="w", values="value")
@@ -63,8 +69,14 @@ def paired(table: pd.DataFrame, a: float, b: float, ci: float = 0.95) -> dict[st
             "n": len(diff)}
 
 
+def _with_interval(mean: float, lo: float, hi: float, scale: float, sign: str = "", digits: int = 1) -> str:
+    """'m [lo, hi]', or 'm' alone where one seed gives no interval."""
+    text = f"{scale * mean:{sign}.{digits}f}"
+    return text if not np.isfinite(lo) else f"{text} [{scale * lo:.{digits}f}, {scale * hi:.{digits}f}]"
+
+
 def markdown(tables: dict[str, pd.DataFrame], a: float = 1.5, b: float = 1.0, scale: float = 1.0,
-             ci: float = 0.95) -> str:
+             ci: float = 0.95, digits: int = 1) -> str:
     """One row per source: mean [CI] by w, and the paired a - b difference."""
     ws = sorted({w for t in tables.values() for w in t.columns if np.isfinite(w)})
     guided = bool(ws)
@@ -76,12 +88,12 @@ def markdown(tables: dict[str, pd.DataFrame], a: float = 1.5, b: float = 1.0, sc
         cells = []
         for w in cols:
             x = t[w].dropna().to_numpy() if w in t.columns else np.array([])
-            lo, hi = mean_ci(x, ci) if len(x) else (np.nan, np.nan)
-            cells.append(f"{scale * x.mean():.1f} [{scale * lo:.1f}, {scale * hi:.1f}]" if len(x) else "")
+            lo, hi = mean_ci(x, ci) if len(x) > 1 else (np.nan, np.nan)
+            cells.append(_with_interval(x.mean(), lo, hi, scale, digits=digits) if len(x) else "")
         if guided:
             p = paired(t, a, b, ci)
-            cells.append(f"{scale * p['mean']:+.1f} [{scale * p['ci_low']:.1f}, {scale * p['ci_high']:.1f}] "
-                         f"({p['better']} of {p['n']} seeds better)")
+            cells.append(_with_interval(p["mean"], p["ci_low"], p["ci_high"], scale, "+", digits)
+                         + f" ({p['better']} of {p['n']} seeds better)")
         lines.append("| " + " | ".join([name, str(len(t))] + cells) + " |")
     return "\n".join(lines)
 
@@ -90,13 +102,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--suite", action="append", default=[], help="a method/env cell folder (repeatable)")
     parser.add_argument("--reference", action="append", default=[], help="a glob of reference JSONs (repeatable)")
-    parser.add_argument("--metric", default="success", choices=["success", "return"])
+    parser.add_argument("--metric", default="success", choices=["success", "return", *CELL_METRICS],
+                        help="an episode field, or a cell's divergence from w = 0 (suite files only)")
     parser.add_argument("--a", type=float, default=1.5)
     parser.add_argument("--b", type=float, default=1.0)
     args = parser.parse_args(argv)
     tables = {f"suite `{Path(s).parent.name}`": suite_runs(s, args.metric) for s in args.suite}
     tables |= {f"reference `{Path(r).name}`": reference_runs(r, args.metric) for r in args.reference}
-    print(markdown(tables, args.a, args.b, 100.0 if args.metric == "success" else 1.0))
+    print(markdown(tables, args.a, args.b, 100.0 if args.metric == "success" else 1.0,
+                   digits=3 if args.metric in CELL_METRICS else 1))
 
 
 if __name__ == "__main__":

@@ -27,13 +27,12 @@ TINY = {
         # a budget every w satisfies: the largest, w = 3
         "cfgrl": {"w": [0, 1, 3], "select": {"type": "budget", "divergence": 100.0},
                   "config": {**CONFIG, "flow_steps": 4}},
-        "bc": {"config": CONFIG},
         "idql": {"envs": ["cheetah-run"], "config": {**CONFIG, "flow_steps": 4, "num_samples": 4}},
         "fql": {"envs": ["cheetah-run"], "config": {**CONFIG, "flow_steps": 4}},
     },
     "sweeps": {"awr_best": {"entries": ["awr", "awr_t1"], "select": {"type": "validation", "on": "episodes"}}},
     "analysis": {"bootstrap_resamples": 1000},
-}
+}  # (plain BC runs through the pipeline in test_end_to_end.py's every-method test)
 
 
 @pytest.mark.slow
