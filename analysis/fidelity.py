@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.stats import mean_ci, paired_diff_ci
+from analysis.stats import mean_ci, paired_diff_ci, welch_diff_ci
 
 # per-cell quantities (the divergences from the w = 0 policy on held-out states), not averaged over episodes
 CELL_METRICS = ("distance_to_w0", "kl_to_w0", "data_distance")
@@ -95,7 +95,24 @@ def markdown(tables: dict[str, pd.DataFrame], a: float = 1.5, b: float = 1.0, sc
             cells.append(_with_interval(p["mean"], p["ci_low"], p["ci_high"], scale, "+", digits)
                          + f" ({p['better']} of {p['n']} seeds better)")
         lines.append("| " + " | ".join([name, str(len(t))] + cells) + " |")
+    if guided and len(tables) == 2:
+        lines += ["", gain_difference(*tables.items(), a=a, b=b, scale=scale, ci=ci, digits=digits)]
     return "\n".join(lines)
+
+
+def gain_difference(first: tuple[str, pd.DataFrame], second: tuple[str, pd.DataFrame], a: float, b: float,
+                    scale: float = 1.0, ci: float = 0.95, digits: int = 1) -> str:
+    """The two sources' paired gains (w = a minus w = b per seed) compared: difference of means, Welch CI."""
+    gains = []
+    for _, t in (first, second):
+        both = t[[a, b]].dropna() if a in t.columns and b in t.columns else pd.DataFrame(columns=[a, b])
+        gains.append(both[a].to_numpy() - both[b].to_numpy())
+    if min(len(g) for g in gains) < 2:
+        return f"Gain of w = {a:g} over w = {b:g}, {first[0]} minus {second[0]}: needs 2+ seeds on each side."
+    lo, hi = welch_diff_ci(gains[0], gains[1], ci)
+    text = _with_interval(gains[0].mean() - gains[1].mean(), lo, hi, scale, "+", digits)
+    return (f"Gain of w = {a:g} over w = {b:g}, {first[0]} minus {second[0]}: {text} "
+            f"({100 * ci:g}% Welch interval; n = {len(gains[0])} and {len(gains[1])} seeds).")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -59,3 +59,17 @@ def test_a_cell_level_divergence_is_read_from_the_cell_not_its_episodes(tmp_path
     table = suite_runs(tmp_path, "kl_to_w0")
     assert list(table.loc[0]) == [0.0, 0.25, 0.5]
     assert "| 0.000 | 0.250 | 0.500 | +0.250 (1 of 1 seeds better) |" in markdown({"s": table}, digits=3)
+
+
+def test_two_sources_compare_their_paired_gains_with_welch(tmp_path):
+    from analysis.stats import welch_diff_ci
+
+    write_cells(tmp_path / "a", {0: {1.0: [0, 0], 1.5: [1, 1]}, 1: {1.0: [0, 1], 1.5: [1, 1]}})
+    write_cells(tmp_path / "b", {0: {1.0: [1, 1], 1.5: [1, 1]}, 1: {1.0: [0, 0], 1.5: [0, 1]},
+                                 2: {1.0: [1, 0], 1.5: [0, 0]}})
+    tables = {"A": suite_runs(tmp_path / "a", "success"), "B": suite_runs(tmp_path / "b", "success")}
+    line = markdown(tables, scale=100.0).splitlines()[-1]
+    gain_a, gain_b = np.array([100.0, 50.0]), np.array([0.0, 50.0, -50.0])
+    lo, hi = welch_diff_ci(gain_a, gain_b)
+    assert line == (f"Gain of w = 1.5 over w = 1, A minus B: +75.0 [{lo:.1f}, {hi:.1f}] "
+                    "(95% Welch interval; n = 2 and 3 seeds).")

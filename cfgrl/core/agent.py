@@ -35,7 +35,7 @@ class TrainConfig:
     arch: str | None = None
     # arithmetic of the training loss: 'fp32', or 'bf16' (autocast of the forward and loss; weights, optimiser and
     # acting stay fp32). fp32 by default: bf16 was not shown to leave results unchanged (docs/performance.md), and
-    # on CPUs without bf16 units (this project's AVX2 machines) it runs about 5x slower
+    # on CPUs without bf16 units (this project's AVX2 machine) the paper-size update ran 11x slower
     precision: str = "fp32"
 
     # the values each enumerated field may take (spec validation reads them through `choices()`)
