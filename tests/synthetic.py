@@ -53,6 +53,16 @@ def synthetic_cells(seeds: int = 4, envs: list[str] | None = None, validation_se
     return pd.DataFrame(rows)
 
 
+def transition_batch(n: int, g: torch.Generator, obs_dim: int, action_dim: int, state_gain: float = 1.0
+                     ) -> dict[str, torch.Tensor]:
+    """Unimodal state-dependent transitions: states N(0, I) (n, obs_dim), actions tanh(state_gain s[:action_dim] +
+    0.3 eps) (n, action_dim), reward a_0, never terminal, next states N(0, I)."""
+    obs = torch.randn(n, obs_dim, generator=g)
+    actions = torch.tanh(state_gain * obs[:, :action_dim] + 0.3 * torch.randn(n, action_dim, generator=g))
+    return {"observations": obs, "actions": actions, "rewards": actions[:, 0], "masks": torch.ones(n),
+            "next_observations": torch.randn(n, obs_dim, generator=g)}
+
+
 def bandit_batch(n: int, g: torch.Generator) -> dict[str, torch.Tensor]:
     """A one-step bandit: states N(0, I) (2-d, irrelevant), 1-d actions at -0.7 or +0.7 (+- 0.05), reward 1 for
     the + mode, terminal."""

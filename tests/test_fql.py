@@ -10,7 +10,7 @@ from baselines.fql import FQL, FQLConfig
 from cfgrl.core.flow import flow_matching_loss
 from cfgrl.methods import method_class
 from tests.conftest import assert_resume_is_exact
-from tests.synthetic import bandit_batch
+from tests.synthetic import bandit_batch, transition_batch
 
 CPU = torch.device("cpu")
 OBS, ACT = 3, 2
@@ -23,10 +23,7 @@ def make(seed: int = 0, obs_dim: int = OBS, action_dim: int = ACT, **overrides) 
 
 def toy(n: int, g: torch.Generator) -> dict[str, torch.Tensor]:
     """Unimodal state-dependent actions tanh(0.8 s[:2] + 0.3 eps) (a smooth noise-to-action map), reward a_0."""
-    obs = torch.randn(n, OBS, generator=g)
-    actions = torch.tanh(0.8 * obs[:, :ACT] + 0.3 * torch.randn(n, ACT, generator=g))
-    return {"observations": obs, "actions": actions, "rewards": actions[:, 0], "masks": torch.ones(n),
-            "next_observations": torch.randn(n, OBS, generator=g)}
+    return transition_batch(n, g, OBS, ACT, state_gain=0.8)
 
 
 def test_registry_and_defaults():

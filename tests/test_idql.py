@@ -12,7 +12,7 @@ from baselines.flow_bc import FlowBC, FlowBCConfig
 from baselines.idql import IDQL, IDQLConfig
 from cfgrl.methods import method_class
 from tests.conftest import assert_resume_is_exact
-from tests.synthetic import bandit_batch
+from tests.synthetic import bandit_batch, transition_batch
 
 CPU = torch.device("cpu")
 OBS, ACT = 4, 2
@@ -24,11 +24,7 @@ def make(seed: int = 0, obs_dim: int = OBS, action_dim: int = ACT, **overrides) 
 
 
 def make_batch(n: int = 64, seed: int = 0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    obs = torch.randn(n, OBS, generator=g)
-    actions = torch.tanh(obs[:, :ACT] + 0.3 * torch.randn(n, ACT, generator=g))
-    return {"observations": obs, "actions": actions, "rewards": actions[:, 0], "masks": torch.ones(n),
-            "next_observations": torch.randn(n, OBS, generator=g)}
+    return transition_batch(n, torch.Generator().manual_seed(seed), OBS, ACT)
 
 
 def test_registry_defaults_and_noise_layout():

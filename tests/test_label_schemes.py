@@ -4,6 +4,7 @@ the returns-to-go of the transition sampler, and the unchanged numbers of the re
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from cfgrl.data.samplers import (
     transition_returns_to_go,
 )
 from tests.conftest import assert_resume_is_exact
-from tests.synthetic import assert_grad_norms_match_a_loop
+from tests.synthetic import assert_grad_norms_match_a_loop, transition_batch
 
 CPU = torch.device("cpu")
 OBS, ACT = 5, 3
@@ -38,11 +39,8 @@ def make(seed: int = 0, **overrides) -> CFGRL:
 
 def make_batch(n: int = 64, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    obs = torch.randn(n, OBS, generator=g)
-    actions = torch.tanh(obs[:, :ACT] + 0.3 * torch.randn(n, ACT, generator=g))
-    return {"observations": obs, "actions": actions, "rewards": actions[:, 0], "masks": torch.ones(n),
-            "next_observations": torch.randn(n, OBS, generator=g),
-            "returns_to_go": 10 * actions[:, 0] + torch.randn(n, generator=g)}
+    batch = transition_batch(n, g, OBS, ACT)
+    return {**batch, "returns_to_go": 10 * batch["actions"][:, 0] + torch.randn(n, generator=g)}
 
 
 def digest(overrides: dict) -> str:
@@ -112,26 +110,41 @@ def test_quantile_training_labels_embedding_and_sampling():
         make(label_scheme="quantile", label_bins=1)
 
 
-def test_quantile_guidance_moves_samples_toward_the_high_advantage_mode():
-    """One state, actions in two modes (-0.5, +0.5); a noisy advantage A = +-0.5 + N(0, 1), so the top quartile
-    holds about 79 % + mode. Guiding toward the top bin, w = 0 is the data (50 %), w = 1 the top-bin policy, and
-    w > 1 goes further toward the + mode (ideal pi_hat p(top | a)^w: 50, 79, 93 %)."""
+def train_on_two_modes(label_scheme: str, labels: Callable[[torch.Tensor, torch.Generator], tuple[dict, torch.Tensor]]
+                       ) -> CFGRL:
+    """A 1-d CFGRL actor trained 600 steps on one state with actions in two modes (-0.5, +0.5, +- 0.1), batch 256.
+    labels(plus (256,) bool, g) -> (extra batch fields, advantages (256,)), drawn after each batch's actions."""
     torch.manual_seed(0)
     steps, lr = 600, 3e-3
-    agent = CFGRL(CFGRLConfig(hidden=(64, 64), value_hidden=(8,), lr=lr, label_scheme="quantile"), 1, 1, 0, CPU, 0)
+    agent = CFGRL(CFGRLConfig(hidden=(64, 64), value_hidden=(8,), lr=lr, label_scheme=label_scheme), 1, 1, 0, CPU, 0)
     g = torch.Generator().manual_seed(1)
     obs = torch.zeros(256, 1)
     for i in range(steps):
         plus = torch.rand(256, generator=g) < 0.5
         actions = (torch.where(plus, 0.5, -0.5) + 0.1 * torch.randn(256, generator=g))[:, None]
-        adv = torch.where(plus, 0.5, -0.5) + torch.randn(256, generator=g)
+        extra, adv = labels(plus, g)
         for group in agent.optimizer.param_groups:
             group["lr"] = lr * (1 - i / steps)  # decay to damp SGD noise (as tests/test_toy_guidance.py)
-        agent.apply_loss(agent.actor_loss({"observations": obs, "actions": actions}, adv, agent.generator))
-    plus_frac = []
-    for w in (0.0, 1.0, 2.0, 3.0):
+        agent.apply_loss(agent.actor_loss({"observations": obs, "actions": actions, **extra}, adv, agent.generator))
+    return agent
+
+
+def plus_fractions(agent: CFGRL, ws: tuple[float, ...]) -> list[float]:
+    """The fraction of 2000 samples in the + mode at each w, from the same noise."""
+    fractions = []
+    for w in ws:
         agent.reseed(123)
-        plus_frac.append(float((agent.act(torch.zeros(2000, 1), None, w) > 0).float().mean()))
+        fractions.append(float((agent.act(torch.zeros(2000, 1), None, w) > 0).float().mean()))
+    return fractions
+
+
+def test_quantile_guidance_moves_samples_toward_the_high_advantage_mode():
+    """One state, actions in two modes (-0.5, +0.5); a noisy advantage A = +-0.5 + N(0, 1), so the top quartile
+    holds about 79 % + mode. Guiding toward the top bin, w = 0 is the data (50 %), w = 1 the top-bin policy, and
+    w > 1 goes further toward the + mode (ideal pi_hat p(top | a)^w: 50, 79, 93 %)."""
+    agent = train_on_two_modes("quantile", lambda plus, g: ({}, torch.where(plus, 0.5, -0.5)
+                                                              + torch.randn(256, generator=g)))
+    plus_frac = plus_fractions(agent, (0.0, 1.0, 2.0, 3.0))
     assert 0.35 < plus_frac[0] < 0.65, plus_frac
     assert abs(plus_frac[1] - 0.79) < 0.1, plus_frac
     assert plus_frac[2] > plus_frac[1] + 0.08 and plus_frac[2] > 0.85, plus_frac
@@ -219,22 +232,8 @@ def test_new_schemes_resume_exactly_and_their_grad_norms_match_a_loop(scheme):
 def test_return_guidance_moves_samples_toward_the_high_return_mode():
     """One state, actions in two modes (-0.5, +0.5); the + mode's returns-to-go are N(1, 0.3^2), the - mode's
     N(0, 0.3^2). Guided toward the 0.9 quantile of the returns, samples move to the + mode as w grows."""
-    torch.manual_seed(0)
-    steps, lr = 600, 3e-3
-    agent = CFGRL(CFGRLConfig(hidden=(64, 64), value_hidden=(8,), lr=lr, label_scheme="return"), 1, 1, 0, CPU, 0)
-    g = torch.Generator().manual_seed(1)
-    obs = torch.zeros(256, 1)
-    for i in range(steps):
-        plus = torch.rand(256, generator=g) < 0.5
-        actions = (torch.where(plus, 0.5, -0.5) + 0.1 * torch.randn(256, generator=g))[:, None]
-        rtg = plus.float() + 0.3 * torch.randn(256, generator=g)
-        for group in agent.optimizer.param_groups:
-            group["lr"] = lr * (1 - i / steps)
-        batch = {"observations": obs, "actions": actions, "returns_to_go": rtg}
-        agent.apply_loss(agent.actor_loss(batch, torch.zeros(256), agent.generator))
-    plus_frac = []
-    for w in (0.0, 1.0, 2.0):
-        agent.reseed(123)
-        plus_frac.append(float((agent.act(torch.zeros(2000, 1), None, w) > 0).float().mean()))
+    agent = train_on_two_modes("return", lambda plus, g: (
+        {"returns_to_go": plus.float() + 0.3 * torch.randn(256, generator=g)}, torch.zeros(256)))
+    plus_frac = plus_fractions(agent, (0.0, 1.0, 2.0))
     assert 0.35 < plus_frac[0] < 0.65, plus_frac
     assert plus_frac[1] > 0.8 and plus_frac[2] >= plus_frac[1] - 0.02, plus_frac
