@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.stats import mean_ci, paired_diff_ci, welch_diff_ci
+from analysis.stats import mean_ci, welch_diff_ci
 
 # per-cell quantities (the divergences from the w = 0 policy on held-out states), not averaged over episodes
 CELL_METRICS = ("distance_to_w0", "kl_to_w0", "data_distance")
@@ -58,13 +58,20 @@ def reference_runs(pattern: str, metric: str) -> pd.DataFrame:
     return pd.DataFrame(rows).pivot(index="seed", columns="w", values="value")
 
 
+def seed_gains(table: pd.DataFrame, a: float, b: float) -> np.ndarray:
+    """(n,) per-seed (w = a) - (w = b) over the seeds that have both; empty where a column is missing."""
+    if a not in table.columns or b not in table.columns:
+        return np.array([])
+    both = table[[a, b]].dropna()
+    return both[a].to_numpy() - both[b].to_numpy()
+
+
 def paired(table: pd.DataFrame, a: float, b: float, ci: float = 0.95) -> dict[str, float]:
     """Mean over seeds of (w = a) - (w = b), its Student-t CI, and how many seeds have a > b."""
-    if a not in table.columns or b not in table.columns:
+    diff = seed_gains(table, a, b)
+    if not len(diff):
         return {"mean": np.nan, "ci_low": np.nan, "ci_high": np.nan, "better": 0, "n": 0}
-    both = table[[a, b]].dropna()
-    diff = both[a].to_numpy() - both[b].to_numpy()
-    lo, hi = paired_diff_ci(both[a].to_numpy(), both[b].to_numpy(), ci)
+    lo, hi = mean_ci(diff, ci)
     return {"mean": float(diff.mean()), "ci_low": float(lo), "ci_high": float(hi), "better": int((diff > 0).sum()),
             "n": len(diff)}
 
@@ -103,10 +110,7 @@ def markdown(tables: dict[str, pd.DataFrame], a: float = 1.5, b: float = 1.0, sc
 def gain_difference(first: tuple[str, pd.DataFrame], second: tuple[str, pd.DataFrame], a: float, b: float,
                     scale: float = 1.0, ci: float = 0.95, digits: int = 1) -> str:
     """The two sources' paired gains (w = a minus w = b per seed) compared: difference of means, Welch CI."""
-    gains = []
-    for _, t in (first, second):
-        both = t[[a, b]].dropna() if a in t.columns and b in t.columns else pd.DataFrame(columns=[a, b])
-        gains.append(both[a].to_numpy() - both[b].to_numpy())
+    gains = [seed_gains(t, a, b) for _, t in (first, second)]
     if min(len(g) for g in gains) < 2:
         return f"Gain of w = {a:g} over w = {b:g}, {first[0]} minus {second[0]}: needs 2+ seeds on each side."
     lo, hi = welch_diff_ci(gains[0], gains[1], ci)
