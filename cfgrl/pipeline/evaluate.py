@@ -153,6 +153,15 @@ def knn_kl(x: np.ndarray, y: np.ndarray, k: int = 3, resolution: float = 1e-6) -
     return float(d * np.mean(np.log(np.maximum(nu, resolution) / np.maximum(rho, resolution))) + np.log(m / (n - 1)))
 
 
+def _held_out_tensors(agent: Agent, batch: dict[str, np.ndarray]
+                      ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """observations (N, obs_dim), goals (N, goal_dim) or None, and the dataset's actions (N, A) on agent.device."""
+    def tensor(key: str) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(batch[key])).to(agent.device)
+
+    return tensor("observations"), tensor("goals") if "goals" in batch else None, tensor("actions")
+
+
 @torch.no_grad()
 def divergences(agent: Agent, batch: dict[str, np.ndarray], ws: Sequence[float], seed: int,
                 kl_states: int = 64, kl_samples: int = 64) -> dict[float, dict[str, float]]:
@@ -162,9 +171,7 @@ def divergences(agent: Agent, batch: dict[str, np.ndarray], ws: Sequence[float],
     `kl_samples` actions of each; 'data_distance', the mean ||a_w - a||^2 to the dataset's own action a (the same
     quantity for any method: the budget rule's common currency). batch: observations (N, obs_dim), actions (N, A)
     [, goals (N, goal_dim)]. The seed fixes every noise draw."""
-    obs = torch.from_numpy(np.ascontiguousarray(batch["observations"])).to(agent.device)
-    goals = torch.from_numpy(np.ascontiguousarray(batch["goals"])).to(agent.device) if "goals" in batch else None
-    data_actions = torch.from_numpy(np.ascontiguousarray(batch["actions"])).to(agent.device)
+    obs, goals, data_actions = _held_out_tensors(agent, batch)
     rng = np.random.default_rng(seed)
     noise = torch.from_numpy(rng.standard_normal((len(obs), agent.noise_dim), dtype=np.float32)).to(agent.device)
     s = min(kl_states, len(obs))
@@ -188,12 +195,10 @@ def divergences(agent: Agent, batch: dict[str, np.ndarray], ws: Sequence[float],
 def data_distance(agent: Agent, batch: dict[str, np.ndarray], seed: int) -> float:
     """Mean ||a - a_data||^2 of an unguided policy's action to the dataset's action on held-out states (see
     `divergences`)."""
-    obs = torch.from_numpy(np.ascontiguousarray(batch["observations"])).to(agent.device)
-    goals = torch.from_numpy(np.ascontiguousarray(batch["goals"])).to(agent.device) if "goals" in batch else None
+    obs, goals, data_actions = _held_out_tensors(agent, batch)
     noise = None
     if agent.noise_dim:
         noise = torch.from_numpy(np.random.default_rng(seed).standard_normal((len(obs), agent.noise_dim),
                                                                              dtype=np.float32)).to(agent.device)
     actions = agent.act(obs, goals, 1.0, noise)
-    return float((actions - torch.from_numpy(np.ascontiguousarray(batch["actions"])).to(agent.device))
-                 .pow(2).sum(-1).mean())
+    return float((actions - data_actions).pow(2).sum(-1).mean())
