@@ -112,7 +112,8 @@ ALL_GC = {
     "seeds": [0],
     "envs": {"pointmaze-medium-navigate-v0": {"data": {"source": "generate", "episodes": 2},
                                               "eval": {"episodes_per_task": 1, "tasks": [1, 2]}}},
-    "methods": {name: {"config": SMALL} for name in ("bc", "flow_bc", "flow_gcbc", "hgcbc", "flow_hgcbc")}
+    "methods": {name: {"config": SMALL} for name in ("bc", "hgcbc")}
+    | {name: {"config": {**SMALL, "flow_steps": 4}} for name in ("flow_bc", "flow_gcbc", "flow_hgcbc")}
     | {"hcfgrl": {"w": [0, 1, 2], "config": {**SMALL, "flow_steps": 4}}},
     "eval": {"at_steps": [50]},  # the step-50 snapshots are evaluated too: performance over training steps
 }

@@ -22,8 +22,8 @@ TINY = {
                         "eval": {"episodes_per_task": 2}},
     },
     "methods": {
-        "awr": {"config": CONFIG},
-        "awr_t1": {"method": "awr", "config": {**CONFIG, "temperature": 1.0}},
+        "awr": {"envs": ["cheetah-run"], "config": CONFIG},
+        "awr_t1": {"method": "awr", "envs": ["cheetah-run"], "config": {**CONFIG, "temperature": 1.0}},
         # a budget every w satisfies: the largest, w = 3
         "cfgrl": {"w": [0, 1, 3], "select": {"type": "budget", "divergence": 100.0},
                   "config": {**CONFIG, "flow_steps": 4}},
@@ -31,6 +31,7 @@ TINY = {
         "fql": {"envs": ["cheetah-run"], "config": {**CONFIG, "flow_steps": 4}},
     },
     "sweeps": {"awr_best": {"entries": ["awr", "awr_t1"], "select": {"type": "validation", "on": "episodes"}}},
+    "train": {"seed_group": 2},  # both seeds of an entry in one training job (the tiny spec test runs them apart)
     "analysis": {"bootstrap_resamples": 1000},
 }  # (plain BC runs through the pipeline in test_end_to_end.py's every-method test)
 
@@ -53,8 +54,8 @@ def test_reward_based_spec_runs_end_to_end(tmp_path):
     dmc = json.loads((out / "eval" / "test" / "cfgrl" / "cheetah-run" / "seed1" / "w3.json").read_text())
     assert len(dmc["episodes"]) == 2 and all(e["length"] == 1000 for e in dmc["episodes"])
     assert np.isfinite(dmc["return"]) and dmc["return"] >= 0
-    single = json.loads((out / "eval" / "test" / "awr" / "pointmaze-medium-navigate-singletask-v0" / "seed0"
-                         / "wnone.json").read_text())
+    single = json.loads((out / "eval" / "test" / "cfgrl" / "pointmaze-medium-navigate-singletask-v0" / "seed0"
+                         / "w1.json").read_text())
     assert len(single["episodes"]) == 2 and all(e["return"] <= 0 for e in single["episodes"])  # -1 per step
     norms = np.load(out / "train" / "cfgrl" / "cheetah-run" / "seed0" / "grad_norms.npz")["norms"]
     assert norms.shape == (64,) and (norms > 0).all()

@@ -94,6 +94,22 @@ def _no_partial(folder):
     return not [p for p in folder.rglob("*") if p.name.startswith(".") and p.name.endswith(".tmp")]
 
 
+def _only_complete_files(folder):
+    """Every file a reader would open is whole. A SIGKILL can leave a hidden `.name.*.tmp` behind (no handler
+    runs), which no reader or rule ever opens; a PNG must end with its IEND chunk, a PDF with %%EOF."""
+    for path in folder.rglob("*"):
+        if not path.is_file() or (path.name.startswith(".") and path.name.endswith(".tmp")):
+            continue
+        data = path.read_bytes()
+        if path.suffix == ".png" and not data.endswith(b"IEND\xaeB`\x82"):
+            return False
+        if path.suffix == ".pdf" and b"%%EOF" not in data[-64:]:
+            return False
+        if not data:
+            return False
+    return True
+
+
 @pytest.mark.slow
 def test_killed_evaluation_and_report_leave_no_partial_file_and_rerun_completes(tmp_path, tiny_navigate_data):
     spec = spec_file(tmp_path)
@@ -116,9 +132,10 @@ def test_killed_evaluation_and_report_leave_no_partial_file_and_rerun_completes(
     proc = subprocess.Popen([str(a) for a in rargs], cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     _kill_when(proc, lambda: (tmp_path / "r" / "figures").exists())
-    assert not (tmp_path / "r" / "report.md").exists() and _no_partial(tmp_path / "r")
+    assert not (tmp_path / "r" / "report.md").exists() and _only_complete_files(tmp_path / "r")
     assert subprocess.run([str(a) for a in rargs], cwd=tmp_path, capture_output=True).returncode == 0
     assert (tmp_path / "r" / "report.md").read_text().startswith("# Report: f")
+    assert _only_complete_files(tmp_path / "r")
 
 
 @pytest.mark.slow
