@@ -1,11 +1,14 @@
-"""Atomic file writes: a reader never sees a partial file, a killed writer leaves the old file intact."""
+"""Atomic file writes: a reader never sees a partial file, a killed writer leaves the old file intact (and its
+hidden temporary file, which the next successful write of the same path removes)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,6 +29,15 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _remove_stale_temporaries(path)
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete the temporary files of `path` that a killed writer (SIGKILL: no handler runs) left behind."""
+    own = re.compile(rf"\.{re.escape(path.name)}\.[A-Za-z0-9_]{{8}}\.tmp")
+    for stale in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+        if own.fullmatch(stale.name):
+            stale.unlink(missing_ok=True)
 
 
 def atomic_savez(path: str | Path, arrays: dict[str, np.ndarray]) -> None:

@@ -96,7 +96,8 @@ def _no_partial(folder):
 
 def _only_complete_files(folder):
     """Every file a reader would open is whole. A SIGKILL can leave a hidden `.name.*.tmp` behind (no handler
-    runs), which no reader or rule ever opens; a PNG must end with its IEND chunk, a PDF with %%EOF."""
+    runs; no reader or rule opens it, the next write of name removes it); a PNG must end with its IEND chunk, a PDF
+    with %%EOF."""
     for path in folder.rglob("*"):
         if not path.is_file() or (path.name.startswith(".") and path.name.endswith(".tmp")):
             continue
@@ -122,9 +123,9 @@ def test_killed_evaluation_and_report_leave_no_partial_file_and_rerun_completes(
     proc = subprocess.Popen([str(a) for a in args], cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     _kill_when(proc, lambda: (tmp_path / "eval").exists() or time.sleep(1.0) is None)  # mid-evaluation
-    assert not cell.exists() and (not (tmp_path / "eval").exists() or _no_partial(tmp_path / "eval"))
+    assert not cell.exists() and (not (tmp_path / "eval").exists() or _only_complete_files(tmp_path / "eval"))
     assert subprocess.run([str(a) for a in args], cwd=tmp_path, capture_output=True).returncode == 0
-    assert json.loads(cell.read_text())["episodes"]
+    assert json.loads(cell.read_text())["episodes"] and _no_partial(tmp_path / "eval")
     # the report: killed while drawing, no partial report.md / figure; the rerun writes them
     cells = tmp_path / "cells.csv"
     assert cfgrl("cells", "--out", cells, cell, cwd=tmp_path).returncode == 0
@@ -135,7 +136,7 @@ def test_killed_evaluation_and_report_leave_no_partial_file_and_rerun_completes(
     assert not (tmp_path / "r" / "report.md").exists() and _only_complete_files(tmp_path / "r")
     assert subprocess.run([str(a) for a in rargs], cwd=tmp_path, capture_output=True).returncode == 0
     assert (tmp_path / "r" / "report.md").read_text().startswith("# Report: f")
-    assert _only_complete_files(tmp_path / "r")
+    assert _only_complete_files(tmp_path / "r") and _no_partial(tmp_path / "r")  # the rerun removed any temporary
 
 
 @pytest.mark.slow
