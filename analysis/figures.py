@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
+import matplotlib.colors as mcolors
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -17,11 +19,19 @@ COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17
 
 def role_colors(guided: list[str], unguided: list[str]) -> dict[str, str]:
     """One colour convention for every figure: guided methods (the CFGRL family) in red first, then purple and
-    brown; unguided baselines in blue first, then green, orange, cyan."""
+    brown; unguided baselines in blue first, then green, orange, cyan. Past those, every further method takes a
+    colour no other method of the figure has (tab10's unused pink, grey and olive first, then tab20's and tab20b's
+    lighter ones: 40 methods before one repeats)."""
     warm, cool = COLORS[1::2], COLORS[0::2]
-    out = {m: warm[k % len(warm)] for k, m in enumerate(guided)}
-    out.update({m: cool[k % len(cool)] for k, m in enumerate(unguided)})
+    others = dict.fromkeys(c for name in ("tab10", "tab20", "tab20b") for c in _hex_colors(name) if c not in COLORS)
+    spare = itertools.cycle(others)
+    out = {m: warm[k] if k < len(warm) else next(spare) for k, m in enumerate(guided)}
+    out.update({m: cool[k] if k < len(cool) else next(spare) for k, m in enumerate(unguided)})
     return out
+
+
+def _hex_colors(colormap: str) -> list[str]:
+    return [mcolors.to_hex(c) for c in plt.get_cmap(colormap).colors]
 
 
 def save(fig: plt.Figure, stem: Path) -> list[Path]:

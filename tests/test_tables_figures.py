@@ -10,6 +10,7 @@ import pytest
 
 from analysis import plots
 from analysis.aggregate import iqm_ci, performance_profiles, probability_of_improvement, score_matrices
+from analysis.figures import role_colors
 from analysis.paper_numbers import lookup, paper_key, reference_table
 from analysis.significance import compare_methods
 from analysis.tables import bold_mask, latex_escape, results_table, to_latex, to_markdown
@@ -192,3 +193,14 @@ def test_fig_aggregate(cells, tmp_path):
     assert_written(plots.aggregate_plot(iqm_ci(scores, reps=100), tmp_path / "f",
                                         poi=probability_of_improvement(scores, [("cfgrl", "awr")], reps=100),
                                         profiles=performance_profiles(scores, taus, reps=100), taus=taus))
+
+
+def test_every_method_of_a_figure_has_its_own_colour():
+    """Four label schemes (the ablation spec) and five baselines: nine colours, roles kept (red CFGRL, blue AWR)."""
+    guided = ["cfgrl_dropout", "cfgrl_filtered", "cfgrl_quantile", "cfgrl_return"]
+    unguided = ["awr", "bc", "idql", "fql", "flow_bc"]
+    colors = role_colors(guided, unguided)
+    assert len(set(colors.values())) == 9
+    assert colors["cfgrl_dropout"] == "#d62728" and colors["awr"] == "#1f77b4"
+    many = role_colors([f"g{k}" for k in range(20)], [f"u{k}" for k in range(20)])
+    assert len(set(many.values())) == 40
