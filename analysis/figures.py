@@ -1,8 +1,11 @@
-"""Figures in one style (matplotlib, PNG and PDF)."""
+"""Figures in one style (matplotlib; PNG and PDF unless a report asks for other formats)."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import itertools
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import matplotlib.colors as mcolors
@@ -14,6 +17,7 @@ from cfgrl.io import atomic_write
 
 STYLE = {"figure.dpi": 120, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
          "axes.spines.right": False, "font.size": 10, "legend.frameon": False}
+_FORMATS: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("figure_formats", default=("png", "pdf"))
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
 
 
@@ -34,10 +38,20 @@ def _hex_colors(colormap: str) -> list[str]:
     return [mcolors.to_hex(c) for c in plt.get_cmap(colormap).colors]
 
 
+@contextlib.contextmanager
+def figure_formats(formats: Sequence[str]) -> Iterator[None]:
+    """Within the block, save() writes each figure as these file types (e.g. ("png",): no PDFs)."""
+    token = _FORMATS.set(tuple(formats))
+    try:
+        yield
+    finally:
+        _FORMATS.reset(token)
+
+
 def save(fig: plt.Figure, stem: Path) -> list[Path]:
-    """Write stem.png and stem.pdf, each atomically (a killed report leaves no half-written figure); return both
-    paths."""
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    """Write stem.png and stem.pdf (or the formats of an enclosing figure_formats block), each atomically (a killed
+    report leaves no half-written figure); return the paths."""
+    paths = [stem.with_suffix(f".{fmt}") for fmt in _FORMATS.get()]
     for p in paths:
         atomic_write(p, lambda f, fmt=p.suffix[1:]: fig.savefig(f, format=fmt, bbox_inches="tight"))
     plt.close(fig)

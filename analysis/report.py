@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.aggregate import iqm_ci, probability_of_improvement, score_matrices
-from analysis.figures import role_colors, success_vs_w
+from analysis.figures import figure_formats, role_colors, success_vs_w
 from analysis.paper_numbers import SUITE_METHOD, lookup
 from analysis.plots import (
     aggregate_plot,
@@ -675,7 +675,13 @@ def _cost_section(outdir: Path) -> list[str]:
 
 
 def write_report(spec: Spec, cells_path: str | Path, outdir: str | Path) -> Path:
-    """Compute statistics from the cells table, draw figures, write stats.csv and report.md into outdir."""
+    """Compute statistics from the cells table, draw figures (in the spec's analysis.figure_formats), write
+    stats.csv and report.md into outdir."""
+    with figure_formats(spec.analysis.figure_formats):
+        return _write_report(spec, cells_path, outdir)
+
+
+def _write_report(spec: Spec, cells_path: str | Path, outdir: str | Path) -> Path:
     outdir = Path(outdir)
     for folder in ("figures", "tables"):  # outputs of the report rule even when nothing is drawn in them
         (outdir / folder).mkdir(parents=True, exist_ok=True)
@@ -704,7 +710,7 @@ def write_report(spec: Spec, cells_path: str | Path, outdir: str | Path) -> Path
     parts += _provenance_section(cells)
     parts += _cost_section(outdir)
     parts += ["Files: `cells.csv` (one row per cell; `split` = test or validation), `stats.csv` (the test-split "
-              "tables), `figures/` (PNG and PDF).", ""]
+              f"tables), `figures/` ({', '.join(f.upper() for f in a.figure_formats)}).", ""]
     path = outdir / "report.md"
     atomic_write_text(path, "\n".join(parts))
     return path

@@ -22,7 +22,7 @@ TINY = {
                      "config": {"steps": 300, "batch_size": 64, "hidden": [64, 64], "log_every": 100,
                                 "flow_steps": 4}},
     },
-    "analysis": {"bootstrap_resamples": 1000},
+    "analysis": {"bootstrap_resamples": 1000, "figure_formats": ["png"]},
 }
 
 
@@ -77,6 +77,7 @@ def test_tiny_spec_runs_end_to_end_and_report_matches_cells(tmp_path):
     for key, seeds in per_cell.items():
         assert table[key] == float(f"{100 * np.mean(list(seeds.values())):.1f}"), key
     assert (out / "figures" / "success_vs_w_pointmaze-medium-navigate-v0.png").stat().st_size > 10_000
+    assert not list((out / "figures").glob("*.pdf"))  # analysis.figure_formats: [png]
     for log in ("train/gc_cfgrl/pointmaze-medium-navigate-v0/seed0.log", "report.log"):
         assert (out / "logs" / log).exists()
     assert (out / "benchmarks" / "train" / "gcbc" / "pointmaze-medium-navigate-v0" / "seed1.tsv").exists()
@@ -116,6 +117,7 @@ ALL_GC = {
     | {name: {"config": {**SMALL, "flow_steps": 4}} for name in ("flow_bc", "flow_gcbc", "flow_hgcbc")}
     | {"hcfgrl": {"w": [0, 1, 2], "config": {**SMALL, "flow_steps": 4}}},
     "eval": {"at_steps": [50]},  # the step-50 snapshots are evaluated too: performance over training steps
+    "analysis": {"figure_formats": ["png"]},
 }
 
 

@@ -32,7 +32,7 @@ TINY = {
     },
     "sweeps": {"awr_best": {"entries": ["awr", "awr_t1"], "select": {"type": "validation", "on": "episodes"}}},
     "train": {"seed_group": 2},  # both seeds of an entry in one training job (the tiny spec test runs them apart)
-    "analysis": {"bootstrap_resamples": 1000},
+    "analysis": {"bootstrap_resamples": 1000, "figure_formats": ["png"]},
 }  # (plain BC runs through the pipeline in test_end_to_end.py's every-method test)
 
 

@@ -142,7 +142,7 @@ def _spec(tmp_path, data: dict, name: str = "mini", seeds: tuple[int, ...] = (0,
             "envs": {ENV: {"data": data, "eval": {"episodes_per_task": 3}}},
             "methods": {"awr": {"config": CONFIG}, "cfgrl": {"w": [0, 1], "select": {"type": "fixed", "value": 1},
                                                              "config": {**CONFIG, "flow_steps": 4}}},
-            "analysis": {"bootstrap_resamples": 1000}}
+            "analysis": {"bootstrap_resamples": 1000, "figure_formats": ["png"]}}
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path

@@ -21,6 +21,9 @@ def test_paper_layout_tables_from_synthetic_cells(tmp_path):
         "analysis": {"bootstrap_resamples": 500}}))
     cells.to_csv(tmp_path / "cells.csv", index=False)
     report = write_report(load_spec(spec_path), tmp_path / "cells.csv", tmp_path).read_text()
+    pngs, pdfs = ({p.stem for p in (tmp_path / "figures").glob(f"*.{fmt}")} for fmt in ("png", "pdf"))
+    assert pngs and pngs == pdfs  # analysis.figure_formats by default: every figure as PNG and PDF
+    assert "Files: `cells.csv`" in report and "`figures/` (PNG, PDF)" in report
     assert "### In the layout of the paper's Table 1" in report and "### In the layout of the paper's Table 2" in report
     table1 = report[report.index("### In the layout of the paper's Table 1"):]
     row = next(line for line in table1.splitlines() if line.startswith("| walker-stand |"))

@@ -105,7 +105,8 @@ def test_sweep_reports_the_entry_chosen_on_validation_seeds(tmp_path):
         "envs": {env: {"data": {"source": "download"}} for env in sorted(cells["env"].unique())},
         "methods": {**AWR, "cfgrl": {"w": [0, 1, 1.5, 2, 3, 5], "select": rule}},
         "sweeps": {"awr": {"entries": list(AWR), "select": rule}},
-        "analysis": {"bootstrap_resamples": 1000}})  # the rliable aggregate's resamples (default 10,000: slow)
+        # the rliable aggregate's resamples (default 10,000: slow); PNG figures only
+        "analysis": {"bootstrap_resamples": 1000, "figure_formats": ["png"]}})
     spec = load_spec(spec_path)
     reported = reported_rows(spec, cells)
     assert set(reported) == {"awr", "cfgrl"}

@@ -10,7 +10,7 @@ import pytest
 
 from analysis import plots
 from analysis.aggregate import iqm_ci, performance_profiles, probability_of_improvement, score_matrices
-from analysis.figures import role_colors
+from analysis.figures import figure_formats, role_colors
 from analysis.paper_numbers import lookup, paper_key, reference_table
 from analysis.significance import compare_methods
 from analysis.tables import bold_mask, latex_escape, results_table, to_latex, to_markdown
@@ -156,6 +156,14 @@ def cells():
 
 def test_fig_temperature_and_w(cells, tmp_path):
     assert_written(plots.temperature_and_w(cells, tmp_path / "a"))
+
+
+def test_figure_formats_block_chooses_the_files_written(cells, tmp_path):
+    with figure_formats(("png", "svg")):
+        paths = plots.temperature_and_w(cells, tmp_path / "a")
+    assert [p.suffix for p in paths] == [".png", ".svg"] and b"<svg" in paths[1].read_bytes()[:500]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a.svg"]
+    assert [p.suffix for p in plots.temperature_and_w(cells, tmp_path / "b")] == [".png", ".pdf"]  # block left
 
 
 def test_fig_comparison(cells, tmp_path):

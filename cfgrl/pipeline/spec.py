@@ -36,7 +36,8 @@ DEFAULTS: dict[str, Any] = {
     "eval": {"seed": 10_000, "validation_seed": 20_000, "threads": 1, "at_steps": []},
     # torch threads per training job; seeds trained per job (one process, members stepped in turn); metric sinks
     "train": {"threads": 1, "seed_group": 1, "logging": ["csv"], "gpus": 0},
-    "analysis": {"ci": 0.95, "bootstrap_resamples": 10_000, "bootstrap_seed": 0},
+    # figure_formats: the files each figure is written as (png always: report.md shows the PNGs)
+    "analysis": {"ci": 0.95, "bootstrap_resamples": 10_000, "bootstrap_seed": 0, "figure_formats": ["png", "pdf"]},
     "limits": {"max_cells": 20_000},  # evaluation cells a spec may plan (raise it explicitly for bigger grids)
 }
 ENV_DEFAULTS: dict[str, Any] = {  # beside the env's generator's own defaults (EnvInfo.generator_defaults)
@@ -163,6 +164,7 @@ class Analysis:
     ci: float  # confidence level of every interval
     bootstrap_resamples: int  # resamples of the bootstrap statistics (aggregates across envs)
     bootstrap_seed: int
+    figure_formats: tuple[str, ...] = ("png", "pdf")  # file types each figure is written as, png first
 
 
 @dataclass(frozen=True)
@@ -415,8 +417,11 @@ def _build(raw: dict[str, Any], path: Path) -> Spec:
         raise _FieldError("name", f"{_PATTERN_TEXT['name']}, got {name!r}")
     seeds = _seeds(raw["seeds"], "seeds")
     eval_settings = _eval(given["eval"])
+    if "png" not in given["analysis"]["figure_formats"]:
+        raise _FieldError("analysis.figure_formats", f"must include 'png' (report.md shows the PNG figures), "
+                          f"got {given['analysis']['figure_formats']}")
     analysis = Analysis(float(given["analysis"]["ci"]), int(given["analysis"]["bootstrap_resamples"]),
-                        int(given["analysis"]["bootstrap_seed"]))
+                        int(given["analysis"]["bootstrap_seed"]), tuple(given["analysis"]["figure_formats"]))
     envs = {env: _env(env, entry) for env, entry in raw["envs"].items()}
     methods = {label: _method(label, entry, envs, seeds) for label, entry in raw["methods"].items()}
     sweeps: dict[str, Sweep] = {}

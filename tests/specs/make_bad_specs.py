@@ -183,6 +183,10 @@ case("validation_seed_is_test_seed", "eval.validation_seed", "the validation epi
 case("eval_seed_too_big", "eval.seed", "must be in [0, 2^32)", put(["eval"], {"seed": 2**33}))
 case("bootstrap_resamples_zero", "analysis.bootstrap_resamples", "must be at least 100",
      put(["analysis"], {"bootstrap_resamples": 0}))
+case("figure_formats_without_png", "analysis.figure_formats", "must include 'png'",
+     put(["analysis"], {"figure_formats": ["pdf"]}))
+case("figure_formats_unknown", "analysis.figure_formats[0]", "'jpg'",
+     put(["analysis"], {"figure_formats": ["jpg", "png"]}))
 case("ci_above_one", "analysis.ci", "must be less than 1", put(["analysis"], {"ci": 1.5}))
 case("train_gpus_negative", "train.gpus", "must be at least 0", put(["train"], {"gpus": -1}))
 case("train_seed_group_zero", "train.seed_group", "must be at least 1", put(["train"], {"seed_group": 0}))
