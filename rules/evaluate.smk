@@ -25,6 +25,7 @@ def _define_evaluate_rule(label, splits, seeds):
         wildcard_constraints:
             seed="|".join(str(s) for s in seeds),
             env="|".join(re.escape(e) for e in entry.envs),
+        priority: 1  # evaluate a finished checkpoint before the next training starts: a stopped run keeps cells
         conda:
             "../environment.yml"
         threads: SPEC.eval.threads
@@ -71,6 +72,7 @@ def _define_snapshot_rule(label):
         wildcard_constraints:
             env="|".join(re.escape(e) for e in entry.envs),
             step=r"\d+",
+        priority: 1  # evaluate a finished checkpoint before the next training starts: a stopped run keeps cells
         conda:
             "../environment.yml"
         threads: SPEC.eval.threads

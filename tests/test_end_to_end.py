@@ -55,6 +55,11 @@ def test_tiny_spec_runs_end_to_end_and_report_matches_cells(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = tmp_path / "results" / "tiny"
     report = (out / "report.md").read_text()
+    # jobs in the order Snakemake started them: evaluations have priority, so with 4 trainings on 2 cores a
+    # finished checkpoint is evaluated before the last training starts (a stopped run keeps its cells)
+    started = re.findall(r"^(?:local)?rule (\w+):$", proc.stderr, flags=re.M)
+    last_train = max(i for i, name in enumerate(started) if name == "train")
+    assert any(name.startswith("evaluate_") for name in started[:last_train]), started
 
     # recompute every number of the report from the per-cell JSON files
     per_cell = {}
