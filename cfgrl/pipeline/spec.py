@@ -164,7 +164,7 @@ class Analysis:
     ci: float  # confidence level of every interval
     bootstrap_resamples: int  # resamples of the bootstrap statistics (aggregates across envs)
     bootstrap_seed: int
-    figure_formats: tuple[str, ...] = ("png", "pdf")  # file types each figure is written as, png first
+    figure_formats: tuple[str, ...]  # file types each figure is written as (DEFAULTS: png and pdf)
 
 
 @dataclass(frozen=True)
