@@ -9,9 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cfgrl.cpu_kernels import summary
+
 CELL_COLUMNS = ["method", "registry", "temperature", "env", "seed", "w", "split", "step", "snapshot", "success",
                 "return", "normalized_return", "distance_to_w0", "kl_to_w0", "data_distance",
-                "episodes", "per_task", "spec_hash", "code_version", "data_sha256", "cpu", "environment_hash", "path"]
+                "episodes", "per_task", "spec_hash", "code_version", "data_sha256", "cpu", "cpu_kernels",
+                "environment_hash", "path"]
 
 
 def read_cell(path: str | Path) -> dict:
@@ -46,6 +49,7 @@ def read_cell(path: str | Path) -> dict:
         "data_sha256": train.get("data_sha256"),  # cfgrl.pipeline.provenance.array_hash of the training data file
         "cpu": (train.get("cpu") or {}).get("model"),  # the CPU that trained the checkpoint
         "environment_hash": train.get("environment_hash"),
+        "cpu_kernels": summary(train.get("cpu_kernels") or {}),  # CFGRL_CPU_KERNELS of the training job
         "path": str(path),
     }
 

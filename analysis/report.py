@@ -553,7 +553,9 @@ def _paper_tables(spec: Spec, cells: pd.DataFrame, reported: dict[str, pd.DataFr
 
 
 PROVENANCE_COLUMNS = {"data_sha256": "dataset hash (sha256 of the arrays, `cfgrl data-hash FILE`)",
-                      "cpu": "CPU that trained the checkpoints", "environment_hash": "installed-packages hash",
+                      "cpu": "CPU that trained the checkpoints",
+                      "cpu_kernels": "CPU kernels of the training jobs (CFGRL_CPU_KERNELS, cfgrl/cpu_kernels.py)",
+                      "environment_hash": "installed-packages hash",
                       "code_version": "code version"}
 
 

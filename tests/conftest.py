@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import cfgrl  # noqa: F401  (first: it caps numpy's, OpenBLAS's and torch's CPU kernels before they load)
+
+# isort: split
 import copy
 import io
 from collections.abc import Callable

@@ -1,0 +1,90 @@
+"""Portable CPU kernels: the same numbers on an AVX-512 machine as on an AVX2 one.
+
+numpy, OpenBLAS (the matrix products of numpy and scipy) and PyTorch each choose their CPU kernels when they load,
+from the instruction sets the CPU has. AVX-512 kernels round differently from AVX2 ones, and the suite's offline
+data generators (OGBench's oracles, dm_control) call them: on an AVX-512 machine the same spec and seed generated
+another pointmaze dataset than on the AVX2 machine the README's numbers came from, and so other results
+(docs/performance.md, "Reproducibility across CPUs", has the measurements). Each library reads an environment
+variable that caps its kernels; `pin()` sets them, before numpy or torch is imported, to the AVX2 level that every
+x86-64 machine of the last decade has. cfgrl/__init__.py calls it first thing, so every `cfgrl` command, every
+Snakemake job (the Snakefile imports cfgrl, and jobs inherit its environment) and the tests run portable.
+
+CFGRL_CPU_KERNELS selects the mode: `portable` (default) or `native` (each library's own choice, which on AVX-512
+machines gives other datasets than AVX2 machines). A variable the user set already is left as it is. Nothing is
+set on CPUs without AVX2 and FMA, or that are not x86-64 (there the libraries' choice stands: recorded as native).
+Measured on an AVX-512 machine (AMD EPYC, Zen 4): training and evaluation gave identical numbers in both modes;
+data generation did not; the portable mode cost no measurable speed.
+
+Importing numpy or torch before cfgrl leaves that library on its own kernels: `state()['loaded_before']` names it,
+and every result file's provenance records `state()`.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from typing import Any
+
+MODE_VARIABLE = "CFGRL_CPU_KERNELS"
+MODES = ("portable", "native")
+# the variable each library reads when it loads -> the value that caps it at AVX2
+PORTABLE = {
+    "OPENBLAS_CORETYPE": "Haswell",  # OpenBLAS (numpy's and scipy's): its AVX2 kernels (AMD Zen uses the same)
+    # numpy's AVX-512 loops off (exp, log, sin, ...): numpy >= 2.3 names the group X86_V4, older releases each part
+    "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL",
+    "ATEN_CPU_CAPABILITY": "avx2",  # PyTorch's vectorised CPU kernels
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",  # MKL (PyTorch's CPU matrix products on Intel machines)
+}
+_STATE: dict[str, Any] = {}
+
+
+def _cpu_has_avx2_and_fma() -> bool:
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return {"avx2", "fma"} <= flags
+    except OSError:
+        pass
+    return False
+
+
+def pin() -> dict[str, Any]:
+    """Set the caps of the mode CFGRL_CPU_KERNELS names (default portable) unless set already; returns `state()`.
+    A value other than portable or native is a ValueError naming the variable."""
+    mode = os.environ.get(MODE_VARIABLE, "portable").strip().lower() or "portable"
+    if mode not in MODES:
+        raise ValueError(f"{MODE_VARIABLE}: must be one of {', '.join(MODES)}, got {os.environ[MODE_VARIABLE]!r}")
+    applied = mode == "portable" and _cpu_has_avx2_and_fma()
+    if applied:
+        for name, value in PORTABLE.items():
+            os.environ.setdefault(name, value)
+    _STATE.clear()
+    _STATE.update({
+        "mode": mode if applied or mode == "native" else "native (no AVX2/FMA or not x86-64)",
+        "variables": {name: os.environ[name] for name in PORTABLE if name in os.environ},
+        # libraries that had loaded before the caps were set keep their own kernels
+        "loaded_before": sorted(name for name in ("numpy", "scipy", "torch") if name in sys.modules),
+    })
+    return state()
+
+
+def state() -> dict[str, Any]:
+    """{'mode': portable | native | ..., 'variables': the caps in the environment, 'loaded_before': libraries that
+    loaded before pin() ran (those kept their own kernels)}."""
+    return {"mode": _STATE.get("mode"), "variables": dict(_STATE.get("variables", {})),
+            "loaded_before": list(_STATE.get("loaded_before", []))}
+
+
+def summary(recorded: dict[str, Any] | None = None) -> str | None:
+    """A state (default: this process's; or one read from a provenance record) in a few words for tables:
+    'portable', 'native', or 'portable, late: numpy' when a library loaded before the caps; None for None."""
+    s = state() if recorded is None else recorded
+    if not s or s.get("mode") is None:
+        return None
+    late = s.get("loaded_before") or []
+    return s["mode"] + (f", late: {'+'.join(late)}" if late and s["mode"] == "portable" else "")
