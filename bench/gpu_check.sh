@@ -12,19 +12,22 @@
 #
 # Without nvidia-smi (or when torch sees no CUDA device) it says so and runs the CPU smoke versions (--quick)
 # instead, so the combined JSON still comes out. Needs the repository's Python environment (torch with CUDA,
-# dm_control, snakemake not needed); nothing is downloaded.
+# dm_control, snakemake not needed); nothing is downloaded. A GPU image with PyTorch but without the simulators takes
+# them from bench/gpu_site.sh's bundle (built where pip works; see its header for the two lines to run there).
 #
 # Parts and their time budgets (seconds; each is also cut to what is left of the total):
-#   pytest_cuda    45   pytest -q -m cuda if a `cuda` marker is declared, else pytest -q -k cuda
-#   update        120   bench_update.py's CUDA variants (eager, foreach AdamW, bf16 autocast, CUDA-graph capture,
+#   pytest_cuda   100   pytest -q -m cuda on the test files that use the `cuda` marker (tests/test_cuda.py; only
+#                       those files are collected, so a GPU image without the test-only packages still runs them)
+#   cuda_parity    70   bench/cuda_parity.py: what is bit-exact and what only close on CUDA, CUDA vs CPU
+#   update        100   bench_update.py's CUDA variants (eager, foreach AdamW, bf16 autocast, CUDA-graph capture,
 #                       then torch.compile reduce-overhead, max-autotune last), both sizes, rows written as they
 #                       finish (compile with max-autotune may not fit: the rows before it are kept)
-#   eval_rollouts  80   bench_eval.py --device cuda --parts rollouts, 7 w x 3 episodes x 300 steps
-#   eval_sampler   45   bench_eval.py --device cuda --parts sampler (the full batch x flow-steps table)
-#   train_procs   110   bench_train.py --device cuda, group vs separate processes, paper size, fp32 and bf16, k 1,4,
-#                       500 steps per seed
-#   train_inproc  130   bench_train.py --device cuda, paper size: agent loop (+compile at k=1) and the vmap
+#   eval_rollouts  70   bench_eval.py --device cuda --parts rollouts, 7 w x 3 episodes x 300 steps
+#   eval_sampler   30   bench_eval.py --device cuda --parts sampler (the full batch x flow-steps table)
+#   train_inproc  100   bench_train.py --device cuda, paper size: agent loop (+compile at k=1) and the vmap
 #                       ensemble (+compile at k=8), k 1,4,8
+#   train_procs    40   bench_train.py --device cuda, group vs separate processes, paper size, fp32 and bf16, k 1,4,
+#                       500 steps per seed (last: what is left of the budget)
 
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -88,16 +91,15 @@ fi
 echo "mode: $MODE; output: $OUT_DIR; budget ${BUDGET_S} s; python: $(command -v "$PY")"
 
 # --- 1. CUDA tests
-if grep -Eqs '^[[:space:]]*"?cuda[:"]' pyproject.toml tests/conftest.py \
-   || grep -Eqs 'markers.*\bcuda\b' pyproject.toml tests/conftest.py \
-   || grep -rEqs 'addinivalue_line\(.*cuda|pytest\.mark\.cuda\b' tests; then
-    PYTEST_SELECT=(-m cuda)
-else
-    PYTEST_SELECT=(-k cuda)  # no `cuda` marker declared: the tests whose names mention cuda
-fi
 grep -rlis cuda tests --include='*.py' > "$PARTS/tests_mentioning_cuda.txt" || true
-if [ "$MODE" = cuda ]; then
-    run_part pytest_cuda 45 "$PY" -m pytest -q "${PYTEST_SELECT[@]}" -p no:cacheprovider
+# only the files that use the marker are collected: collecting every test module would import packages (snakemake,
+# rliable, ...) that a GPU image may lack, and one collection error stops pytest before any test runs
+mapfile -t CUDA_TEST_FILES < <(grep -rlE 'pytest\.mark\.cuda\b' tests --include='test_*.py' | sort)
+if [ "$MODE" = cuda ] && [ "${#CUDA_TEST_FILES[@]}" -gt 0 ]; then
+    run_part pytest_cuda 100 "$PY" -m pytest -q -m cuda -p no:cacheprovider "${CUDA_TEST_FILES[@]}"
+    run_part cuda_parity 70 "$PY" bench/cuda_parity.py --json "$PARTS/cuda_parity.json"
+elif [ "$MODE" = cuda ]; then
+    printf '%s\t%s\t%s\t%s\t%s\n' pytest_cuda skipped 0 0 "no test file uses pytest.mark.cuda" >> "$STATUS"
 else
     printf '%s\t%s\t%s\t%s\t%s\n' pytest_cuda skipped 0 0 "no CUDA device" >> "$STATUS"
 fi
@@ -132,16 +134,16 @@ for variant in variants:
         print(f"{row['device']:6s} {row['variant']:24s} {size:6s} {rate}", flush=True)
 EOF
 if [ "$MODE" = cuda ]; then
-    run_part update 120 "$PY" "$PARTS/update_runner.py" "$PARTS/update.json" cuda small,paper 30 100 3
+    run_part update 100 "$PY" "$PARTS/update_runner.py" "$PARTS/update.json" cuda small,paper 30 100 3
 else
     run_part update 60 "$PY" "$PARTS/update_runner.py" "$PARTS/update.json" cpu small 2 5 1
 fi
 
 # --- 3. evaluation engine, and the sampler table
 if [ "$MODE" = cuda ]; then
-    run_part eval_rollouts 80 "$PY" bench/bench_eval.py --device cuda --threads 4 --parts rollouts \
+    run_part eval_rollouts 70 "$PY" bench/bench_eval.py --device cuda --threads 4 --parts rollouts \
         --episodes 3 --steps-limit 300 --json "$PARTS/eval_rollouts.json"
-    run_part eval_sampler 45 "$PY" bench/bench_eval.py --device cuda --threads 4 --parts sampler \
+    run_part eval_sampler 30 "$PY" bench/bench_eval.py --device cuda --threads 4 --parts sampler \
         --sampler-repeats 20 --sampler-budget-s 1 --json "$PARTS/eval_sampler.json"
 else
     run_part eval_rollouts 90 "$PY" bench/bench_eval.py --quick --json "$PARTS/eval_rollouts.json"
@@ -149,12 +151,12 @@ fi
 
 # --- 4. training throughput of seed groups
 if [ "$MODE" = cuda ]; then
-    run_part train_procs 110 "$PY" bench/bench_train.py --device cuda --modes group,separate --sizes paper \
-        --precisions fp32,bf16 --ks 1,4 --steps 500 --cores "$(nproc)" --timeout 90 \
-        --json "$PARTS/train_procs.json"
-    run_part train_inproc 130 "$PY" bench/bench_train.py --device cuda --modes agent_loop,vmap \
+    run_part train_inproc 100 "$PY" bench/bench_train.py --device cuda --modes agent_loop,vmap \
         --sizes paper --precisions fp32 --ks 1,4,8 --steps 300 --vmap-steps 300 --threads 4 \
         --json "$PARTS/train_inproc.json"
+    run_part train_procs 40 "$PY" bench/bench_train.py --device cuda --modes group,separate --sizes paper \
+        --precisions fp32 --ks 1,4 --steps 300 --cores "$(nproc)" --timeout 35 \
+        --json "$PARTS/train_procs.json"
 else
     run_part train_procs 90 "$PY" bench/bench_train.py --quick --json "$PARTS/train_procs.json"
 fi

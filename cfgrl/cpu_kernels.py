@@ -6,14 +6,15 @@ data generators (OGBench's oracles, dm_control) call them: on an AVX-512 machine
 another pointmaze dataset than on the AVX2 machine the README's numbers came from, and so other results
 (docs/performance.md, "Reproducibility across CPUs", has the measurements). Each library reads an environment
 variable that caps its kernels; `pin()` sets them, before numpy or torch is imported, to the AVX2 level that every
-x86-64 machine of the last decade has. cfgrl/__init__.py calls it first thing, so every `cfgrl` command, every
+x86-64 machine of the last decade has (OpenBLAS and numpy; MKL too, untested on Intel; PyTorch's own kernels not:
+see PORTABLE). cfgrl/__init__.py calls it first thing, so every `cfgrl` command, every
 Snakemake job (the Snakefile imports cfgrl, and jobs inherit its environment) and the tests run portable.
 
 CFGRL_CPU_KERNELS selects the mode: `portable` (default) or `native` (each library's own choice, which on AVX-512
 machines gives other datasets than AVX2 machines). A variable the user set already is left as it is. Nothing is
 set on CPUs without AVX2 and FMA, or that are not x86-64 (there the libraries' choice stands: recorded as native).
 Measured on an AVX-512 machine (AMD EPYC, Zen 4): training and evaluation gave identical numbers in both modes;
-data generation did not; the portable mode cost no measurable speed.
+data generation did not (OpenBLAS's kernels), and the portable mode reproduced the AVX2 machine's data and results.
 
 Importing numpy or torch before cfgrl leaves that library on its own kernels: `state()['loaded_before']` names it,
 and every result file's provenance records `state()`.
@@ -33,9 +34,11 @@ PORTABLE = {
     "OPENBLAS_CORETYPE": "Haswell",  # OpenBLAS (numpy's and scipy's): its AVX2 kernels (AMD Zen uses the same)
     # numpy's AVX-512 loops off (exp, log, sin, ...): numpy >= 2.3 names the group X86_V4, older releases each part
     "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL",
-    "ATEN_CPU_CAPABILITY": "avx2",  # PyTorch's vectorised CPU kernels
-    "MKL_ENABLE_INSTRUCTIONS": "AVX2",  # MKL (PyTorch's CPU matrix products on Intel machines)
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",  # MKL (PyTorch's CPU matrix products on Intel machines; no cost measured)
 }
+# Not capped: PyTorch's own vectorised kernels (ATEN_CPU_CAPABILITY=avx2 would). On the AVX-512 machine they gave
+# bit-identical parameters at either level for every method, and capping them cost 10-20% of training speed
+# (docs/performance.md). Set ATEN_CPU_CAPABILITY=avx2 yourself to cap them too.
 _STATE: dict[str, Any] = {}
 
 
@@ -86,5 +89,5 @@ def summary(recorded: dict[str, Any] | None = None) -> str | None:
     s = state() if recorded is None else recorded
     if not s or s.get("mode") is None:
         return None
-    late = s.get("loaded_before") or []
-    return s["mode"] + (f", late: {'+'.join(late)}" if late and s["mode"] == "portable" else "")
+    mode, late = str(s["mode"]), s.get("loaded_before") or []
+    return mode + (f", late: {'+'.join(late)}" if late and mode == "portable" else "")

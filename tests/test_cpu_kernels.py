@@ -1,0 +1,94 @@
+"""cfgrl/cpu_kernels.py: importing cfgrl caps numpy's, OpenBLAS's and PyTorch's CPU kernels at AVX2 before they load
+(CFGRL_CPU_KERNELS=portable, the default), leaves them alone with `native`, never overrides a variable the user
+set, and the provenance of every result records the mode. Each case runs in a fresh interpreter: the caps act
+only when a library loads."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cfgrl import cpu_kernels
+from cfgrl.cpu_kernels import PORTABLE
+
+PORTABLE_HERE = cpu_kernels._cpu_has_avx2_and_fma()
+PROBE = """
+import json, os, sys
+{first}
+import cfgrl, numpy, torch
+from cfgrl import cpu_kernels
+from cfgrl.pipeline.provenance import provenance
+print(json.dumps({{"state": cpu_kernels.state(), "env": {{k: os.environ.get(k) for k in cpu_kernels.PORTABLE}},
+                  "recorded": provenance()["cpu_kernels"]}}))
+"""
+
+
+def probe(mode: str | None = None, first: str = "", **extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in PORTABLE and k != cpu_kernels.MODE_VARIABLE}
+    if mode is not None:
+        env[cpu_kernels.MODE_VARIABLE] = mode
+    env.update(extra)
+    out = subprocess.run([sys.executable, "-c", PROBE.format(first=first)], env=env, capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+@pytest.mark.skipif(not PORTABLE_HERE, reason="not an x86-64 CPU with AVX2 and FMA: nothing is capped")
+def test_portable_is_the_default_and_caps_every_library_before_it_loads():
+    result = probe()
+    assert result["state"]["mode"] == "portable" and result["state"]["loaded_before"] == []
+    assert result["env"] == PORTABLE
+    assert result["recorded"] == result["state"]  # what every result file's provenance carries
+    assert cpu_kernels.summary(result["recorded"]) == "portable"
+
+
+def test_native_leaves_the_libraries_their_own_choice():
+    result = probe("native")
+    assert result["state"]["mode"] == "native" and result["state"]["variables"] == {}
+    assert all(v is None for v in result["env"].values())
+    assert cpu_kernels.summary(result["recorded"]) == "native"
+
+
+@pytest.mark.skipif(not PORTABLE_HERE, reason="not an x86-64 CPU with AVX2 and FMA: nothing is capped")
+def test_a_variable_the_user_set_wins_and_a_late_library_is_recorded():
+    result = probe(OPENBLAS_CORETYPE="Zen")
+    assert result["env"]["OPENBLAS_CORETYPE"] == "Zen" and result["env"]["MKL_ENABLE_INSTRUCTIONS"] == "AVX2"
+    late = probe(first="import numpy")  # numpy loaded before cfgrl: it keeps its own kernels, and the record says so
+    assert late["state"]["loaded_before"] == ["numpy"]
+    assert cpu_kernels.summary(late["recorded"]) == "portable, late: numpy"
+
+
+def test_an_unknown_mode_is_one_line_naming_the_variable():
+    env = {**os.environ, cpu_kernels.MODE_VARIABLE: "fast"}
+    out = subprocess.run([sys.executable, "-c", "import cfgrl"], env=env, capture_output=True, text=True)
+    assert out.returncode != 0
+    assert out.stderr.strip().splitlines()[-1] == \
+        "ValueError: CFGRL_CPU_KERNELS: must be one of portable, native, got 'fast'"
+
+
+def test_this_test_process_runs_portable():
+    """conftest.py imports cfgrl before numpy and torch, so the data-hash tests (tests/test_data_hashes.py) see the
+    portable kernels: the committed hashes are what AVX2 and AVX-512 machines both generate."""
+    state = cpu_kernels.state()
+    assert state["loaded_before"] == []
+    assert state["mode"] == ("portable" if PORTABLE_HERE else "native (no AVX2/FMA or not x86-64)") or \
+        os.environ.get(cpu_kernels.MODE_VARIABLE) == "native"
+
+
+def test_the_cells_table_and_the_report_name_the_mode(tmp_path):
+    from analysis.cells import read_cell
+    from analysis.report import PROVENANCE_COLUMNS
+
+    cell = {"method": "gc_cfgrl", "env": "e", "seed": 0, "w": 1.0, "episodes": [{"success": True, "return": 1.0}],
+            "provenance": {"train_provenance": {"cpu_kernels": {"mode": "native", "variables": {},
+                                                                "loaded_before": []}}}}
+    (tmp_path / "w1.json").write_text(json.dumps(cell))
+    assert read_cell(tmp_path / "w1.json")["cpu_kernels"] == "native"
+    del cell["provenance"]["train_provenance"]["cpu_kernels"]  # files written before the mode was recorded
+    (tmp_path / "w1.json").write_text(json.dumps(cell))
+    assert read_cell(tmp_path / "w1.json")["cpu_kernels"] is None
+    assert "cpu_kernels" in PROVENANCE_COLUMNS
