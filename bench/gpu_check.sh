@@ -26,8 +26,8 @@
 #   eval_sampler   30   bench_eval.py --device cuda --parts sampler (the full batch x flow-steps table)
 #   train_inproc  100   bench_train.py --device cuda, paper size: agent loop (+compile at k=1) and the vmap
 #                       ensemble (+compile at k=8), k 1,4,8
-#   train_procs    40   bench_train.py --device cuda, group vs separate processes, paper size, fp32 and bf16, k 1,4,
-#                       500 steps per seed (last: what is left of the budget)
+#   train_procs    40   bench_train.py --device cuda, group vs separate processes, paper size, fp32, k 1,4, 300 steps
+#                       per seed (last: it gets what is left of the budget)
 
 set -u
 cd "$(dirname "$0")/.." || exit 1
