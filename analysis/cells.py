@@ -17,6 +17,17 @@ CELL_COLUMNS = ["method", "registry", "temperature", "env", "seed", "w", "split"
                 "environment_hash", "path"]
 
 
+def cpu_label(cpu: dict) -> str | None:
+    """A provenance record's CPU in a few words that tell machine types apart (one model name, e.g. 'AMD EPYC',
+    covers several generations): 'AMD EPYC (25/17/1, avx512f)' = model, family/model/stepping, widest SIMD."""
+    if not cpu.get("model"):
+        return None
+    simd = cpu.get("simd") or []
+    widest = next((f for f in ("avx512f", "avx2") if f in simd), None)
+    details = [d for d in (cpu.get("family_model_stepping"), widest) if d]
+    return f"{cpu['model']} ({', '.join(details)})" if details else str(cpu["model"])
+
+
 def read_cell(path: str | Path) -> dict:
     """One result JSON -> one row. `success` is the mean over the cell's episodes (episodes averaged first)."""
     with open(path) as f:
@@ -47,7 +58,7 @@ def read_cell(path: str | Path) -> dict:
         "spec_hash": prov.get("spec_hash"),
         "code_version": prov.get("code_version"),
         "data_sha256": train.get("data_sha256"),  # cfgrl.pipeline.provenance.array_hash of the training data file
-        "cpu": (train.get("cpu") or {}).get("model"),  # the CPU that trained the checkpoint
+        "cpu": cpu_label(train.get("cpu") or {}),  # the CPU that trained the checkpoint
         "environment_hash": train.get("environment_hash"),
         "cpu_kernels": summary(train.get("cpu_kernels") or {}),  # CFGRL_CPU_KERNELS of the training job
         "path": str(path),

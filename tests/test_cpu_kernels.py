@@ -92,3 +92,13 @@ def test_the_cells_table_and_the_report_name_the_mode(tmp_path):
     (tmp_path / "w1.json").write_text(json.dumps(cell))
     assert read_cell(tmp_path / "w1.json")["cpu_kernels"] is None
     assert "cpu_kernels" in PROVENANCE_COLUMNS
+
+
+def test_the_cells_table_tells_cpu_generations_apart():
+    """Both machine types of docs/performance.md report the model name 'AMD EPYC'; the label adds what differs."""
+    from analysis.cells import cpu_label
+
+    zen4 = {"model": "AMD EPYC", "family_model_stepping": "25/17/1", "simd": ["avx2", "avx512f", "fma"]}
+    older = {"model": "AMD EPYC", "family_model_stepping": "23/49/0", "simd": ["avx2", "fma"]}
+    assert cpu_label(zen4) == "AMD EPYC (25/17/1, avx512f)" and cpu_label(older) == "AMD EPYC (23/49/0, avx2)"
+    assert cpu_label({"model": "M1"}) == "M1" and cpu_label({}) is None
