@@ -177,7 +177,7 @@ class Agent(nn.Module):
         assert self.optimizer is not None
         self.load_state_dict(state["networks"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
+        self.generator.set_state(state["generator"].cpu())  # a CUDA run's checkpoint loads with map_location=cuda
         self.step = int(state["step"])
 
     def act(self, observations: torch.Tensor, goals: torch.Tensor | None = None,
