@@ -32,12 +32,12 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cfgrl.data.samplers import GoalSampler  # noqa: E402
 from cfgrl.envs.registry import resolve_env  # noqa: E402
 from cfgrl.methods import METHODS, method_class  # noqa: E402
 from cfgrl.pipeline.evaluate import evaluate, evaluate_checkpoint  # noqa: E402
 from cfgrl.pipeline.spec import load_spec  # noqa: E402
-from cfgrl.pipeline.train import make_sampler, train, train_group  # noqa: E402
+from cfgrl.pipeline.train import train, train_group  # noqa: E402
+from tests.synthetic import act_inputs, method_batch, small_config  # noqa: E402
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 NAVIGATE = "pointmaze-medium-navigate-v0"
@@ -54,36 +54,17 @@ def compare(a: dict[str, torch.Tensor] | torch.Tensor, b: dict[str, torch.Tensor
 
 def per_method(data_path: Path) -> dict[str, Any]:
     out = {}
-    small = {"hidden": (64, 64), "value_hidden": (64, 64), "batch_size": 64, "flow_steps": 4, "subgoal_steps": 5,
-             "num_samples": 4}
     for name in sorted(METHODS):
         cls = method_class(name)
-        fields = cls.Config.__dataclass_fields__
-        config = cls.Config(**{k: v for k, v in small.items() if k in fields})
-        if cls.batch_kind == "transitions":
-            g = torch.Generator().manual_seed(0)
-            obs = torch.randn(64, 5, generator=g)
-            actions = torch.tanh(obs[:, :2] + 0.3 * torch.randn(64, 2, generator=g))
-            batch = {"observations": obs, "actions": actions, "rewards": actions[:, 0], "masks": torch.ones(64),
-                     "next_observations": torch.randn(64, 5, generator=g)}
-            dims = (5, 2, 0)
-        else:
-            sampler = make_sampler(resolve_env(NAVIGATE), data_path, cls, config)
-            batch = {k: torch.from_numpy(np.ascontiguousarray(v))
-                     for k, v in sampler.sample(64, np.random.default_rng(0)).items()}
-            goal_dim = sampler.goal_source.shape[1] if isinstance(sampler, GoalSampler) else 0
-            dims = (sampler.observations.shape[1], sampler.actions.shape[1], goal_dim)
+        config = small_config(cls)
+        batch, *dims = method_batch(cls, config, data_path)
         cpu_agent, cuda_agent = (cls(config, *dims, device, seed=5) for device in (CPU, CUDA))
         init = compare(cpu_agent.state_dict(), cuda_agent.state_dict())
         for _ in range(3):
             cuda_agent.update({k: v.to(CUDA) for k, v in batch.items()})
         cpu_agent.load_state_dict({k: v.cpu() for k, v in cuda_agent.state_dict().items()})
         cpu_agent.eval(), cuda_agent.eval()
-        g = torch.Generator().manual_seed(3)
-        obs = torch.randn(64, dims[0], generator=g)
-        goals = torch.randn(64, dims[2], generator=g) if dims[2] else None
-        w = torch.tensor([0.0, 1.0, 1.5, 3.0] * 16)
-        noise = torch.randn(64, cpu_agent.noise_dim, generator=g) if cpu_agent.noise_dim else None
+        obs, goals, w, noise = act_inputs(cpu_agent, n=64)
         a_cpu = cpu_agent.act(obs, goals, w, noise)
         a_cuda = cuda_agent.act(obs.to(CUDA), None if goals is None else goals.to(CUDA), w.to(CUDA),
                                 None if noise is None else noise.to(CUDA))

@@ -1,6 +1,9 @@
-"""Synthetic cells tables for the analysis tests (no training, no files): hand-controlled effects per method."""
+"""Synthetic inputs for the tests: cells tables with hand-controlled effects per method (analysis tests, no
+training, no files), training batches, and small agents with their acting inputs (device tests)."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
@@ -89,3 +92,43 @@ def assert_grad_norms_match_a_loop(agent, batch: dict[str, torch.Tensor], use_ta
         agent._sample_losses(agent.actor, *row).sum().backward()
         norm = torch.sqrt(sum(p.grad.pow(2).sum() for p in agent.actor.parameters() if p.grad is not None))
         torch.testing.assert_close(norms[i], norm, rtol=1e-4, atol=1e-6)
+
+
+# small agents for device tests (tests/test_cuda.py, bench/cuda_parity.py): 2 x 64 nets, batch 64
+SMALL = {"hidden": (64, 64), "value_hidden": (64, 64), "batch_size": 64, "flow_steps": 4, "subgoal_steps": 5,
+         "num_samples": 4}
+
+
+def small_config(cls, **overrides):
+    fields = cls.Config.__dataclass_fields__
+    return cls.Config(**{k: v for k, v in {**SMALL, **overrides}.items() if k in fields})
+
+
+def method_batch(cls, config, data_path, env: str = "pointmaze-medium-navigate-v0"
+                 ) -> tuple[dict[str, torch.Tensor], int, int, int]:
+    """A training batch the method accepts (CPU tensors) and its (obs_dim, action_dim, goal_dim): reward methods
+    get synthetic transitions, the others a batch of the real sampler of `env`'s file (the pointmaze navigate
+    layout by default)."""
+    if cls.batch_kind == "transitions":
+        return transition_batch(64, torch.Generator().manual_seed(0), 5, 2), 5, 2, 0
+    from cfgrl.data.samplers import GoalSampler
+    from cfgrl.envs.registry import resolve_env
+    from cfgrl.pipeline.train import make_sampler
+
+    sampler = make_sampler(resolve_env(env), data_path, cls, config)
+    batch = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in
+             sampler.sample(64, np.random.default_rng(0)).items()}
+    goal_dim = sampler.goal_source.shape[1] if isinstance(sampler, GoalSampler) else 0
+    return batch, sampler.observations.shape[1], sampler.actions.shape[1], goal_dim
+
+
+def act_inputs(agent, n: int = 16, seed: int = 3) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor,
+                                                              torch.Tensor | None]:
+    """observations (n, obs_dim), goals (n, goal_dim) or None, w (n,) cycling 0, 1, 1.5, 3, and each row's noise
+    (n, noise_dim) or None: CPU tensors."""
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.randn(n, agent.obs_dim, generator=g)
+    goals = torch.randn(n, agent.goal_dim, generator=g) if agent.goal_dim else None
+    w = torch.tensor([0.0, 1.0, 1.5, 3.0] * math.ceil(n / 4))[:n]
+    noise = torch.randn(n, agent.noise_dim, generator=g) if agent.noise_dim else None
+    return obs, goals, w, noise

@@ -9,57 +9,22 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 import yaml
 
-from cfgrl.data.samplers import GoalSampler
 from cfgrl.envs.registry import resolve_env
 from cfgrl.methods import METHODS, method_class
 from cfgrl.pipeline.evaluate import evaluate_checkpoint
 from cfgrl.pipeline.spec import load_spec
-from cfgrl.pipeline.train import load_agent, make_sampler, train, train_group
-from tests.synthetic import transition_batch
+from cfgrl.pipeline.train import load_agent, train, train_group
+from tests.synthetic import act_inputs, method_batch, small_config, transition_batch
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 NAVIGATE = "pointmaze-medium-navigate-v0"
-SMALL = {"hidden": (64, 64), "value_hidden": (64, 64), "batch_size": 64, "flow_steps": 4, "subgoal_steps": 5,
-         "num_samples": 4}
-
-
-def small_config(cls, **overrides):
-    fields = cls.Config.__dataclass_fields__
-    return cls.Config(**{k: v for k, v in {**SMALL, **overrides}.items() if k in fields})
-
-
-def method_batch(cls, config, data_path) -> tuple[dict[str, torch.Tensor], int, int, int]:
-    """A training batch the method accepts (CPU tensors) and its (obs_dim, action_dim, goal_dim): reward methods
-    get synthetic transitions, the others a batch of the real pointmaze sampler."""
-    if cls.batch_kind == "transitions":
-        return transition_batch(64, torch.Generator().manual_seed(0), 5, 2), 5, 2, 0
-    sampler = make_sampler(resolve_env(NAVIGATE), data_path, cls, config)
-    batch = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in
-             sampler.sample(64, np.random.default_rng(0)).items()}
-    goal_dim = sampler.goal_source.shape[1] if isinstance(sampler, GoalSampler) else 0
-    return batch, sampler.observations.shape[1], sampler.actions.shape[1], goal_dim
-
-
-def act_inputs(agent, n: int = 16, seed: int = 3) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor,
-                                                              torch.Tensor | None]:
-    """observations (n, obs_dim), goals (n, goal_dim) or None, w (n,) cycling 0, 1, 1.5, 3, and each row's noise
-    (n, noise_dim) or None: CPU tensors."""
-    g = torch.Generator().manual_seed(seed)
-    obs = torch.randn(n, agent.obs_dim, generator=g)
-    goals = torch.randn(n, agent.goal_dim, generator=g) if agent.goal_dim else None
-    w = torch.tensor([0.0, 1.0, 1.5, 3.0] * math.ceil(n / 4))[:n]
-    noise = torch.randn(n, agent.noise_dim, generator=g) if agent.noise_dim else None
-    return obs, goals, w, noise
-
-
 def on(device, *tensors):
     return [None if t is None else t.to(device) for t in tensors]
 
