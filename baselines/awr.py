@@ -15,11 +15,10 @@ from typing import Any, ClassVar
 
 import torch
 
-from cfgrl.core.agent import Agent
 from cfgrl.core.flow import row_stable
 from cfgrl.core.gaussian import STD_MODES, GaussianPolicy, gaussian_log_prob
 from cfgrl.core.gradients import per_sample_grad_norms
-from cfgrl.core.iql import IQLConfig, IQLCritic
+from cfgrl.core.iql import IQLAgent, IQLConfig, IQLCritic
 
 DEFAULT_TEMPERATURE = {"fixed": 10.0, "learned": 3.0}
 DEFAULT_MEAN_CLIP = {"fixed": None, "learned": 5.0}
@@ -41,7 +40,7 @@ class AWRConfig(IQLConfig):
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"std_mode": STD_MODES, "advantage_from": ("online", "target")}
 
 
-class AWR(Agent):
+class AWR(IQLAgent):
     Config = AWRConfig
     guided = False
     goal_conditioned = False
@@ -85,23 +84,19 @@ class AWR(Agent):
         log_prob = self.actor.log_prob(obs, actions)
         return -(self.weights(adv.detach()) * log_prob).mean(), log_prob
 
-    def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator
-             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Critic + value + actor loss of a transition batch, and metrics 'critic/', 'value/', 'actor/' (AWR draws
-        nothing at random)."""
-        critic_loss, info, adv = self.critic.losses(batch, advantage_from=self.advantage_from)
+    def actor_part(self, batch: dict[str, torch.Tensor], adv: torch.Tensor, generator: torch.Generator
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The actor loss and metrics 'actor/' of a transition batch given its advantages (B,) (AWR draws nothing
+        at random)."""
         actor_loss, log_prob = self.actor_loss(batch["observations"], batch["actions"], adv)
         with torch.no_grad():
             weights = self.weights(adv)
-            info.update({"actor/loss": actor_loss.detach(), "actor/log_prob": log_prob.mean(),
-                         "actor/adv_mean": adv.mean(), "actor/weight_mean": weights.mean(),
-                         "actor/weight_max": weights.max(),
-                         "actor/clipped_frac": (weights >= self.config.max_weight).float().mean(),
-                         "actor/std_mean": self.actor.clipped_log_std().exp().mean()})
-        return critic_loss + actor_loss, info
-
-    def before_step(self) -> None:
-        self.critic.update_target()
+            info = {"actor/loss": actor_loss.detach(), "actor/log_prob": log_prob.mean(),
+                    "actor/adv_mean": adv.mean(), "actor/weight_mean": weights.mean(),
+                    "actor/weight_max": weights.max(),
+                    "actor/clipped_frac": (weights >= self.config.max_weight).float().mean(),
+                    "actor/std_mean": self.actor.clipped_log_std().exp().mean()}
+        return actor_loss, info
 
     def per_sample_actor_grad_norms(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B,) norms of the gradient of each sample's own actor-loss term -w_i log pi(a_i | s_i) (not divided by

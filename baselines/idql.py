@@ -29,9 +29,8 @@ from typing import Any, ClassVar
 
 import torch
 
-from cfgrl.core.agent import Agent
 from cfgrl.core.flow import TIME_EMBEDDINGS, FlowVelocity, flow_act, flow_matching_loss, flow_pair, row_stable
-from cfgrl.core.iql import IQLConfig, IQLCritic
+from cfgrl.core.iql import IQLAgent, IQLConfig, IQLCritic
 from cfgrl.core.nets import check_choice
 
 SELECTIONS = ("argmax", "softmax")
@@ -60,7 +59,7 @@ class IDQLConfig(IQLConfig):
                                                      "time_embedding": TIME_EMBEDDINGS}
 
 
-class IDQL(Agent):
+class IDQL(IQLAgent):
     Config = IDQLConfig
     guided = False
     goal_conditioned = False
@@ -75,24 +74,20 @@ class IDQL(Agent):
             raise ValueError(f"num_samples must be >= 1, got {config.num_samples}")
         if not config.softmax_temperature > 0:
             raise ValueError(f"softmax_temperature must be > 0, got {config.softmax_temperature}")
+        self.advantage_from = "online"
         self.critic = IQLCritic.from_config(config, obs_dim, action_dim, **self.net_options())
         self.velocity = FlowVelocity(obs_dim, action_dim, config.hidden, config.activation, config.layer_norm,
                                      config.time_embedding, config.time_dim, **self.net_options())
         self.to(device)
         self.make_optimizer()
 
-    def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator
-             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Critic + value + flow-matching loss of a transition batch, and metrics 'critic/', 'value/', 'actor/';
-        draws the flow pair (noise, then t) from `generator`."""
-        critic_loss, info, adv = self.critic.losses(batch)
+    def actor_part(self, batch: dict[str, torch.Tensor], adv: torch.Tensor, generator: torch.Generator
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The flow-matching loss of the behaviour policy and metrics 'actor/'; draws the flow pair (noise, then
+        t) from `generator` (adv only reported)."""
         a_t, t, target = flow_pair(batch["actions"], generator, self.config.time_grid)
         actor_loss = flow_matching_loss(self.velocity(batch["observations"], a_t, t), target).mean()
-        info.update({"actor/loss": actor_loss.detach(), "actor/adv_mean": adv.mean()})
-        return critic_loss + actor_loss, info
-
-    def before_step(self) -> None:
-        self.critic.update_target()
+        return actor_loss, {"actor/loss": actor_loss.detach(), "actor/adv_mean": adv.mean()}
 
     @property
     def noise_dim(self) -> int:

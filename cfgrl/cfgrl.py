@@ -39,10 +39,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from cfgrl.core.agent import Agent
 from cfgrl.core.flow import TIME_EMBEDDINGS, FlowVelocity, flow_act, flow_matching_loss, flow_pair
 from cfgrl.core.gradients import per_sample_grad_norms
-from cfgrl.core.iql import IQLConfig, IQLCritic
+from cfgrl.core.iql import IQLAgent, IQLConfig, IQLCritic
 from cfgrl.core.nets import check_choice, init_embedding, init_linear, make_null_goal
 
 NULL, NEGATIVE, POSITIVE = 0, 1, 2  # label classes of the embedding ('quantile': NULL, then bins 1..K)
@@ -115,7 +114,7 @@ class CFGRLActor(nn.Module):
         return self.velocity(self.cond(obs, labels), a_t, t)
 
 
-class CFGRL(Agent):
+class CFGRL(IQLAgent):
     Config = CFGRLConfig
     guided = True
     goal_conditioned = False
@@ -130,6 +129,8 @@ class CFGRL(Agent):
             raise ValueError(f"label_bins must be >= 2, got {config.label_bins}")
         if config.label_scheme == "return" and not 0.0 <= config.target_return_quantile <= 1.0:
             raise ValueError(f"target_return_quantile must be in [0, 1], got {config.target_return_quantile}")
+        # the ExORL code's labels take A from the target twin Q, the OGBench code's from the online one
+        self.advantage_from = "target" if config.label_scheme == "filtered" else "online"
         self.critic = IQLCritic.from_config(config, obs_dim, action_dim, **self.net_options())
         self.actor = CFGRLActor(config, obs_dim, action_dim, **self.net_options())
         if config.label_scheme == "return":
@@ -203,29 +204,23 @@ class CFGRL(Agent):
         labels, a_t, t, target, weight = self._actor_terms(batch, adv, generator)
         return self._sample_losses(self.actor, batch["observations"], labels, a_t, t, target, weight).mean()
 
-    def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator
-             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Critic + value + actor loss of a transition batch, and metrics 'critic/', 'value/', 'actor/'."""
-        source = "target" if self.config.label_scheme == "filtered" else "online"
-        critic_loss, info, adv = self.critic.losses(batch, advantage_from=source)
+    def actor_part(self, batch: dict[str, torch.Tensor], adv: torch.Tensor, generator: torch.Generator
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The actor loss (`actor_loss`) and metrics 'actor/' of a transition batch given its advantages (B,)."""
         actor_loss = self.actor_loss(batch, adv, generator)
         with torch.no_grad():
             positive = (adv > 0) if self.config.label_scheme == "filtered" else (adv >= 0)
-            info.update({"actor/loss": actor_loss.detach(), "actor/adv_mean": adv.mean(),
-                         "actor/positive_frac": positive.float().mean()})
+            info = {"actor/loss": actor_loss.detach(), "actor/adv_mean": adv.mean(),
+                    "actor/positive_frac": positive.float().mean()}
             if self.config.label_scheme == "return":
                 info["actor/return_to_go_mean"] = batch["returns_to_go"].mean()
-        return critic_loss + actor_loss, info
-
-    def before_step(self) -> None:
-        self.critic.update_target()
+        return actor_loss, info
 
     def per_sample_actor_grad_norms(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B,) norms of the gradient of each sample's own actor-loss term (not divided by B) w.r.t. the actor's
         parameters (paper Fig. 2), with labels, noise and times drawn as in `update` (consumes the sampling RNG;
         changes no parameter)."""
-        source = "target" if self.config.label_scheme == "filtered" else "online"
-        adv = self.critic.advantage(batch["observations"], batch["actions"], use_target=source == "target")
+        adv = self.critic.advantage(batch["observations"], batch["actions"], use_target=self.advantage_from == "target")
         labels, a_t, t, target, weight = self._actor_terms(batch, adv, self.generator)
         return per_sample_grad_norms(self.actor, self._sample_losses,
                                      (batch["observations"], labels, a_t, t, target, weight))

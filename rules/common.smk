@@ -48,22 +48,31 @@ def _train_outputs(label, seed_pattern):
     ]
 
 
-def _define_train_group(label, seeds):
+def _define_train_job(labels, env, seeds):
+    """One training job: the entries `labels` (several: one IQL critic per seed, train.share_critic) on `env`,
+    for `seeds`, in one process."""
     block = f"{seeds[0]}-{seeds[-1]}"
+    # the benchmark and log folder of the job (the report's cost table reads it)
+    name = "+".join(labels)
 
     rule:
         name:
-            f"train_{label}_seeds{block}"
+            f"train_{'_'.join(labels)}_{re.sub(r'[^A-Za-z0-9_]', '_', env)}_seeds{block}"
         input:
             data=f"{OUT}/data/{{env}}.npz",
         output:
-            [path for seed in seeds for path in _train_outputs(label, seed)],
+            [
+                path
+                for label in labels
+                for seed in seeds
+                for path in _train_outputs(label, seed)
+            ],
         log:
-            f"{OUT}/logs/train/{label}/{{env}}/seeds{block}.log",
+            f"{OUT}/logs/train/{name}/{{env}}/seeds{block}.log",
         benchmark:
-            f"{OUT}/benchmarks/train/{label}/{{env}}/seeds{block}.tsv"
+            f"{OUT}/benchmarks/train/{name}/{{env}}/seeds{block}.tsv"
         wildcard_constraints:
-            env="|".join(re.escape(e) for e in SPEC.methods[label].envs),
+            env=re.escape(env),
         conda:
             "../environment.yml"
         threads: SPEC.train_threads
@@ -72,12 +81,12 @@ def _define_train_group(label, seeds):
             gpu=SPEC.train_gpus,
         params:
             spec=SPEC_PATH,
-            method=label,
+            methods=",".join(labels),
             seeds=",".join(str(s) for s in seeds),
-            spec_hash=lambda wc: HASHES["train"][f"{label}|{wc.env}"],
+            spec_hash=",".join(HASHES["train"][f"{label}|{env}"] for label in labels),
             # .../train: above <label>/<env: one or more folders>/seed<k>/model.pt
             root=lambda wc, output: str(Path(output[0]).parents[3 + wc.env.count("/")]),
         shell:
-            "cfgrl train --spec {params.spec} --method {params.method} --env {wildcards.env}"
+            "cfgrl train --spec {params.spec} --method {params.methods} --env {wildcards.env}"
             " --seed {params.seeds} --data {input.data} --out-root {params.root} --threads {threads}"
             " > {log} 2>&1"

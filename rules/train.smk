@@ -1,8 +1,9 @@
 # Training: one job per (method, env, seed), or with train.seed_group > 1 one job per block of seeds (one process,
-# the members stepped in turn: each seed's result is bit for bit its solo result).
+# the members stepped in turn), and with train.share_critic one job for the IQL entries of an env that share a
+# critic: each seed's result is bit for bit its solo result either way.
 
 
-if SPEC.seed_group == 1:
+if SPEC.seed_group == 1 and not SPEC.share_critic:
 
     rule train:
         input:
@@ -35,6 +36,5 @@ if SPEC.seed_group == 1:
 
 else:
 
-    for _label in SPEC.methods:
-        for _seeds in SPEC.seed_groups(_label):
-            _define_train_group(_label, _seeds)
+    for _labels, _env, _seeds in SPEC.training_jobs():
+        _define_train_job(_labels, _env, _seeds)

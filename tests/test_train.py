@@ -152,3 +152,61 @@ def test_bf16_precision_trains_close_to_fp32_and_keeps_fp32_weights():
         losses[precision] = float(info["actor/loss"])
         assert all(p.dtype == torch.float32 for p in agent.parameters())
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05) and losses["bf16"] != losses["fp32"]
+
+
+def _critic_spec(tmp_path, share: bool, value_hidden=(32, 32)):
+    critic = {"steps": 40, "batch_size": 32, "hidden": [32, 32], "value_hidden": [32, 32], "log_every": 10,
+              "checkpoint_every": 15, "device": "cpu"}
+    raw = {"name": "t", "seeds": [0, 1],
+           "envs": {"pointmaze-medium-navigate-singletask-v0": {"data": {"source": "generate", "episodes": 4}}},
+           "methods": {"cfgrl": {"w": [0, 1, 3], "config": {**critic, "flow_steps": 4}},
+                       "awr_t3": {"method": "awr", "config": {**critic, "temperature": 3.0}},
+                       "awr_t10": {"method": "awr", "config": {**critic, "temperature": 10.0,
+                                                               "value_hidden": list(value_hidden)}},
+                       "idql": {"config": {**critic, "flow_steps": 4, "num_samples": 4}}},
+           "train": {"share_critic": share}}
+    path = tmp_path / f"spec-{share}-{value_hidden[0]}.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return load_spec(path)
+
+
+def _same_run(a, b):
+    """model.pt networks and metrics.csv (less the timings) of two seed folders are identical."""
+    na = torch.load(a / "model.pt", weights_only=False)["networks"]
+    nb = torch.load(b / "model.pt", weights_only=False)["networks"]
+    assert na.keys() == nb.keys() and all(torch.equal(na[k], nb[k]) for k in na), (a, b)
+    rows = [[r.split(",")[:1] + r.split(",")[3:] for r in (p / "metrics.csv").read_text().splitlines()]
+            for p in (a, b)]
+    assert rows[0] == rows[1] and len(rows[0]) == 1 + 4, (a, b)
+
+
+def test_entries_on_a_shared_critic_end_as_their_solo_runs_and_resume_exactly(tmp_path, tiny_navigate_data):
+    """CFGRL, AWR and IDQL trained on one critic per seed (train.share_critic) give, bit for bit, the parameters
+    and metric rows of each entry trained alone; a killed shared job resumes to the same numbers."""
+    from cfgrl.pipeline.train import train_job
+
+    spec = _critic_spec(tmp_path, share=True)
+    env = "pointmaze-medium-navigate-singletask-v0"
+    labels = ["cfgrl", "awr_t3", "awr_t10", "idql"]
+    assert spec.training_jobs() == [(tuple(labels), env, (0,)), (tuple(labels), env, (1,))]
+    for label in labels:
+        train(spec, label, env, 1, tiny_navigate_data, tmp_path / "solo" / label)
+    outs = {(m, 1): tmp_path / "shared" / m for m in labels}
+    train_job(spec, labels, env, [1], tiny_navigate_data, outs, stop_after=20)  # past the checkpoint at 15
+    assert not (tmp_path / "shared" / "cfgrl" / "model.pt").exists()
+    train_job(spec, labels, env, [1], tiny_navigate_data, outs)
+    for label in labels:
+        _same_run(tmp_path / "solo" / label, tmp_path / "shared" / label)
+
+
+def test_only_critics_trained_alike_share_and_only_when_asked(tmp_path):
+    env = "pointmaze-medium-navigate-singletask-v0"
+    jobs = _critic_spec(tmp_path, share=True, value_hidden=(16, 16)).training_jobs()
+    assert jobs[:2] == [(("cfgrl", "awr_t3", "idql"), env, (0,)), (("cfgrl", "awr_t3", "idql"), env, (1,))]
+    assert (("awr_t10",), env, (0,)) in jobs and len(jobs) == 4
+    assert len(_critic_spec(tmp_path, share=False).training_jobs()) == 8
+    from cfgrl.pipeline.spec import critic_group_problem
+
+    spec = _critic_spec(tmp_path, share=True, value_hidden=(16, 16))
+    problem = critic_group_problem([spec.methods["cfgrl"], spec.methods["awr_t10"]])
+    assert problem == "'awr_t10' trains its critic differently from 'cfgrl'"

@@ -109,12 +109,15 @@ class Agent(nn.Module):
         """Keyword arguments of every network constructor: layout, initialisation and its generator."""
         return {"arch": self.arch, "init": self.config.init, "generator": self.init_generator}
 
-    def make_optimizer(self) -> None:
-        """One AdamW over the trainable parameters (target networks, requires_grad False, are left out); call at
-        the end of a subclass's __init__, after .to(device). Uses the fused kernel (CPU and CUDA, torch >= 2.4:
-        at paper size on 2 CPU threads 1.2 ms per step against 4.3 ms for the per-tensor loop), falling back to
-        foreach on CUDA / the loop on CPU where unsupported."""
-        params = [p for p in self.parameters() if p.requires_grad]
+    def make_optimizer(self, exclude: nn.Module | None = None) -> None:
+        """One AdamW over the trainable parameters (target networks, requires_grad False, are left out, and those of
+        `exclude`, a shared module another agent's optimiser steps); call at the end of a subclass's __init__,
+        after .to(device). Uses the fused kernel (CPU and CUDA, torch >= 2.4: at paper size on 2 CPU threads
+        1.2 ms per step against 4.3 ms for the per-tensor loop), falling back to foreach on CUDA / the loop on CPU
+        where unsupported. AdamW is elementwise: splitting the parameters over several optimisers changes no
+        number."""
+        skip = {id(p) for p in exclude.parameters()} if exclude is not None else set()
+        params = [p for p in self.parameters() if p.requires_grad and id(p) not in skip]
         cfg = self.config
         try:
             self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)

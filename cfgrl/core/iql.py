@@ -27,8 +27,10 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from cfgrl.core.agent import TrainConfig
+from cfgrl.core.agent import Agent, TrainConfig
 from cfgrl.core.nets import ACTIVATIONS, mlp
+
+ADVANTAGE_SOURCES = ("online", "target")
 
 
 @dataclass
@@ -126,8 +128,15 @@ class IQLCritic(TwinQ):
         advantage_from: 'online' (min of the online twin Q, OGBench code) or 'target' (min of the target twin
         Q, ExORL code); either way V(s) is the online V, and A comes from forward passes the losses make anyway.
         """
-        if advantage_from not in ("online", "target"):
+        if advantage_from not in ADVANTAGE_SOURCES:
             raise ValueError(f"advantage_from must be 'online' or 'target', got {advantage_from!r}")
+        loss, info, advantages = self.losses_all(batch)
+        return loss, info, advantages[advantage_from]
+
+    def losses_all(self, batch: dict[str, torch.Tensor]
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """`losses` with the advantage (B,) from both sources: {'online': ..., 'target': ...} (several actors on
+        one critic, `shared_critic_update`)."""
         obs, actions = batch["observations"], batch["actions"]
         with torch.no_grad():
             next_v = self.value(batch["next_observations"])
@@ -139,8 +148,8 @@ class IQLCritic(TwinQ):
         v = self.value(obs)
         value_loss = expectile_loss(q_min_target - v, self.expectile).mean()
         with torch.no_grad():
-            q_min = q_min_target if advantage_from == "target" else qs.detach().min(0).values
-            adv = q_min - v.detach()
+            v_const = v.detach()
+            advantages = {"online": qs.detach().min(0).values - v_const, "target": q_min_target - v_const}
             info = {
                 "critic/loss": critic_loss.detach(),
                 "critic/q_mean": qs.mean(),
@@ -150,4 +159,80 @@ class IQLCritic(TwinQ):
                 "value/v_max": v.max(),
                 "value/v_min": v.min(),
             }
-        return critic_loss + value_loss, info, adv
+        return critic_loss + value_loss, info, advantages
+
+
+# fields of an IQL agent's config that its critic's training depends on (with the batch stream and the init)
+CRITIC_FIELDS = ("value_hidden", "value_activation", "value_layer_norm", "discount", "tau", "expectile", "steps",
+                 "batch_size", "lr", "weight_decay", "init", "device", "precision")
+
+
+class IQLAgent(Agent):
+    """An agent trained on the IQL critic's losses plus an actor loss on the critic's advantage A(s, a) (CFGRL,
+    AWR, IDQL): `loss` = critic + value + `actor_part`, one optimiser step, the target twin Q Polyak-updated
+    before it. The critic's training never depends on the actor (A carries no gradient), so entries whose critics
+    are trained alike (`critic_signature`) can share one critic (`shared_critic_update`)."""
+
+    critic: IQLCritic
+    advantage_from = "online"  # which twin Q the actor's A comes from ('online' or 'target'; see IQLCritic.losses)
+
+    @classmethod
+    def critic_signature(cls, config: Any) -> tuple[Any, ...]:
+        """What the critic's training depends on: two entries with equal signatures, the same env, seed and
+        batches train bit-identical critics (the init draws the critic first; `share_critic` checks it)."""
+        return (tuple(getattr(config, name) for name in CRITIC_FIELDS), cls.resolved_arch(config), cls.batch_kind,
+                tuple(sorted(cls.batch_options(config).items())))
+
+    def actor_part(self, batch: dict[str, torch.Tensor], adv: torch.Tensor, generator: torch.Generator
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The actor's loss on a batch given its advantages adv (B,) (no gradient), and detached 'actor/' metrics."""
+        raise NotImplementedError
+
+    def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Critic + value + actor loss of a transition batch, and metrics 'critic/', 'value/', 'actor/'."""
+        critic_loss, info, advantages = self.critic.losses_all(batch)
+        actor_loss, actor_info = self.actor_part(batch, advantages[self.advantage_from], generator)
+        info.update(actor_info)
+        return critic_loss + actor_loss, info
+
+    def before_step(self) -> None:
+        self.critic.update_target()
+
+    def share_critic(self, leader: IQLAgent) -> None:
+        """Train on `leader`'s critic from now on: this agent's critic becomes the leader's module (equal to it at
+        this point, or a ValueError), and its optimiser keeps only its own networks (the leader's steps the
+        critic). Step both with `shared_critic_update`."""
+        mine, theirs = self.critic.state_dict(), leader.critic.state_dict()
+        if mine.keys() != theirs.keys() or not all(torch.equal(mine[k], theirs[k]) for k in mine):
+            raise ValueError(f"{type(self).__name__} cannot share the critic of {type(leader).__name__}: the two "
+                             "critics differ at initialisation")
+        self.critic = leader.critic
+        self.make_optimizer(exclude=leader.critic)
+
+
+def shared_critic_update(agents: Sequence[IQLAgent], batch: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+    """One gradient step of several agents on one critic (agents[0]'s, the others `share_critic` it) and one
+    batch: the critic's losses once, each agent's actor loss on the advantage its source gives, one backward pass
+    of the sum, one Polyak update, every optimiser stepped. Each agent's parameters and metrics are bit for bit
+    those of its own `update(batch)` with a critic of its own (the critic's gradient comes from its losses alone,
+    each actor's from its own loss alone). Returns each agent's metrics."""
+    leader = agents[0]
+    device = next(leader.parameters()).device.type
+    with torch.autocast(device, dtype=torch.bfloat16, enabled=leader.config.precision == "bf16"):
+        total, critic_info, advantages = leader.critic.losses_all(batch)
+        infos = []
+        for agent in agents:
+            actor_loss, actor_info = agent.actor_part(batch, advantages[agent.advantage_from], agent.generator)
+            total = total + actor_loss
+            infos.append({**critic_info, **actor_info})
+    for agent in agents:
+        assert agent.optimizer is not None
+        agent.optimizer.zero_grad(set_to_none=True)
+    total.float().backward()  # type: ignore[no-untyped-call]
+    leader.critic.update_target()
+    for agent in agents:
+        assert agent.optimizer is not None
+        agent.optimizer.step()
+        agent.step += 1
+    return infos

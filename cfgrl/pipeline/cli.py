@@ -58,19 +58,23 @@ def cmd_exorl_domain(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    """Train one seed (--out) or a group of seeds in one process (--out-root: <root>/<method>/<env>/seed<k>)."""
-    from cfgrl.pipeline.train import train_group
+    """Train one seed (--out) or several seeds and method entries in one process (--out-root:
+    <root>/<method>/<env>/seed<k>; several entries share one IQL critic per seed under train.share_critic)."""
+    from cfgrl.pipeline.train import train_job
 
     spec = load_spec(args.spec)
-    _method_entry(spec, args.method, args.env)
+    methods = args.method.split(",")
+    for method in methods:
+        _method_entry(spec, method, args.env)
     seeds = [int(x) for x in args.seed.split(",")]
-    if args.out is not None and len(seeds) != 1:
-        raise UsageError("--out names one seed's folder; give --out-root for several seeds")
+    if args.out is not None and len(seeds) * len(methods) != 1:
+        raise UsageError("--out names one seed's folder; give --out-root for several seeds or methods")
     if args.out is None and args.out_root is None:
         raise UsageError("give --out (one seed) or --out-root (a folder of seeds)")
-    outs = [args.out] if args.out is not None else [args.out_root / args.method / args.env / f"seed{s}" for s in seeds]
-    result = train_group(spec, args.method, args.env, seeds, args.data, outs, threads=args.threads)
-    print(f"done: {result}")
+    outs = {(m, s): args.out if args.out is not None else args.out_root / m / args.env / f"seed{s}"
+            for m in methods for s in seeds}
+    result = train_job(spec, methods, args.env, seeds, args.data, outs, threads=args.threads)
+    print(f"done: { {f'{m} seed {s}': r for (m, s), r in result.items()} }")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:

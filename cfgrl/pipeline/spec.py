@@ -17,7 +17,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from importlib import resources
 from pathlib import Path
@@ -27,6 +27,7 @@ import jsonschema
 import yaml
 
 from cfgrl.core.agent import Agent, TrainConfig
+from cfgrl.core.iql import IQLAgent
 from cfgrl.envs.registry import EnvInfo, resolve_env
 from cfgrl.methods import METHODS, method_class
 
@@ -34,8 +35,9 @@ DEFAULTS: dict[str, Any] = {
     # base seeds of the reported (test) and the validation evaluation episodes; torch threads per eval job
     # at_steps: training steps whose snapshots are evaluated too (learning curves), beside the final model
     "eval": {"seed": 10_000, "validation_seed": 20_000, "threads": 1, "at_steps": []},
-    # torch threads per training job; seeds trained per job (one process, members stepped in turn); metric sinks
-    "train": {"threads": 1, "seed_group": 1, "logging": ["csv"], "gpus": 0},
+    # torch threads per training job; seeds trained per job (one process, members stepped in turn); metric sinks;
+    # share_critic: IQL-critic entries of an env whose critics train alike train in one job on one critic per seed
+    "train": {"threads": 1, "seed_group": 1, "logging": ["csv"], "gpus": 0, "share_critic": False},
     # figure_formats: the files each figure is written as (png always: report.md shows the PNGs)
     "analysis": {"ci": 0.95, "bootstrap_resamples": 10_000, "bootstrap_seed": 0, "figure_formats": ["png", "pdf"]},
     "limits": {"max_cells": 20_000},  # evaluation cells a spec may plan (raise it explicitly for bigger grids)
@@ -179,6 +181,7 @@ class Spec:
     eval: EvalSettings
     train_threads: int
     seed_group: int  # seeds of one (method, env) trained in one process
+    share_critic: bool  # IQL entries of an env whose critics train alike share one critic per seed (one job)
     train_gpus: int  # GPUs each training job asks for (Snakemake resource `gpu`: sbatch --gpus under SLURM)
     train_logging: tuple[str, ...]  # metric sinks: 'csv' (always) and optionally 'tensorboard'
     analysis: Analysis
@@ -250,6 +253,26 @@ class Spec:
         for seed in self.training_seeds(label):
             blocks.setdefault(seed // self.seed_group, []).append(seed)
         return [tuple(sorted(b)) for _, b in sorted(blocks.items())]
+
+    def training_jobs(self) -> list[tuple[tuple[str, ...], str, tuple[int, ...]]]:
+        """Every training job as (method entries, env, seeds): per entry and env its seed blocks (`seed_groups`);
+        with share_critic the entries of an env that can share an IQL critic (same seeds, critics trained alike:
+        `critic_group_problem`) are one job per seed block, in spec order."""
+        jobs: list[tuple[tuple[str, ...], str, tuple[int, ...]]] = []
+        joined: dict[tuple[str, tuple[int, ...]], int] = {}  # (env, seeds) -> index in jobs of a shareable job
+        for label, entry in self.methods.items():
+            for env in entry.envs:
+                for seeds in self.seed_groups(label):
+                    at = joined.get((env, seeds))
+                    if self.share_critic and at is not None:
+                        labels = jobs[at][0]
+                        if critic_group_problem([self.methods[m] for m in (*labels, label)]) is None:
+                            jobs[at] = ((*labels, label), env, seeds)
+                            continue
+                    if self.share_critic and critic_group_problem([entry]) is None and (env, seeds) not in joined:
+                        joined[(env, seeds)] = len(jobs)
+                    jobs.append(((label,), env, seeds))
+        return jobs
 
     def job_hashes(self) -> dict[str, dict[str, str]]:
         """Content hashes of what each kind of job reads from the spec, for Snakemake `params`, so that editing a
@@ -444,6 +467,7 @@ def _build(raw: dict[str, Any], path: Path) -> Spec:
     spec = Spec(name=name, path=str(path), hash=spec_hash(raw), seeds=seeds, envs=types.MappingProxyType(envs),
                 methods=types.MappingProxyType(methods), sweeps=types.MappingProxyType(sweeps), eval=eval_settings,
                 train_threads=int(given["train"]["threads"]), seed_group=int(given["train"]["seed_group"]),
+                share_critic=bool(given["train"]["share_critic"]),
                 train_gpus=int(given["train"]["gpus"]), train_logging=logging, analysis=analysis,
                 max_cells=int(given["limits"]["max_cells"]),
                 raw=types.MappingProxyType(raw))
@@ -787,6 +811,20 @@ def _budget_problem(rule: Mapping[str, Any], knob: str) -> str | None:
     if knob != "w" and measure != "data":
         return (f".measure: {measure!r} is a divergence from the w = 0 policy, which a {knob} sweep has not; use "
                 "'data' (mean squared distance to the dataset's actions)")
+    return None
+
+
+def critic_group_problem(entries: Sequence[Any]) -> str | None:
+    """Why method entries cannot train in one job on one critic (None when they can): each must be an IQL agent
+    (cfgrl.core.iql.IQLAgent) and their critics trained alike (`critic_signature`: critic fields, steps, batches)."""
+    for entry in entries:
+        if not issubclass(entry.cls, IQLAgent):
+            return f"'{entry.label}' ({entry.registry}) has no IQL critic to share"
+    signatures = {entry.label: entry.cls.critic_signature(entry.config) for entry in entries}
+    first = entries[0].label
+    for label, signature in signatures.items():
+        if signature != signatures[first]:
+            return f"'{label}' trains its critic differently from '{first}'"
     return None
 
 

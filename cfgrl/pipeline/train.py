@@ -2,7 +2,11 @@
 
 One process trains one seed or a group of seeds of a (method, env) (`train.seed_group` in the spec): one data load,
 one dataset sampler, and the members stepped in turn, each with its own agent, batch-sampling RNG and noise
-stream, so a member's parameters are bit for bit those of the same seed trained alone (tested).
+stream, so a member's parameters are bit for bit those of the same seed trained alone (tested). With
+`train.share_critic`, the IQL-critic entries of an env that train their critics alike (AWR at two temperatures and
+CFGRL, say) train in one job, each seed's entries on one critic: one batch, the critic's losses once, each actor's
+own loss (cfgrl.core.iql.shared_critic_update); every entry still ends bit for bit as trained alone (tested), at a
+fraction of the cost, since the critic is most of an IQL agent's update.
 
 Outputs in each seed's `out_dir`: `model.pt` (networks + config + provenance), `metrics.csv` and `grad_norms.npz`
 (the per-sample actor-gradient norms of one batch, empty for methods without them), and `snapshots/step<N>.pt` every
@@ -23,7 +27,7 @@ import csv
 import io
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,7 @@ import numpy as np
 import torch
 
 from cfgrl.core.agent import Agent
+from cfgrl.core.iql import shared_critic_update
 from cfgrl.core.nets import pick_device
 from cfgrl.data.layout import DataError
 from cfgrl.data.samplers import BatchRequest, GoalSampler
@@ -39,7 +44,7 @@ from cfgrl.envs.registry import EnvInfo
 from cfgrl.io import atomic_savez, atomic_write, atomic_write_text
 from cfgrl.methods import method_class
 from cfgrl.pipeline.provenance import data_hash, provenance
-from cfgrl.pipeline.spec import Spec
+from cfgrl.pipeline.spec import Spec, critic_group_problem
 from cfgrl.seeding import derive_seed
 
 VALIDATION_KEY = 4  # second key of the validation-loss RNG seeds (seed, key): apart from every training stream
@@ -82,12 +87,14 @@ def metrics_csv(rows: list[dict[str, float]]) -> str:
 
 @dataclass
 class _Member:
-    """One seed of a training group: its agent, RNGs, metric rows, running sums and files."""
+    """One (method entry, seed) of a training job: its agent, config, RNGs, metric rows, running sums and files."""
 
+    label: str
     seed: int
     out_dir: Path
     agent: Agent
     rng: np.random.Generator
+    config: Any
     rows: list[dict[str, float]] = field(default_factory=list)
     sums: dict[str, torch.Tensor] = field(default_factory=dict)
     first_bad: dict[str, torch.Tensor] = field(default_factory=dict)  # component -> first non-finite step (-1)
@@ -159,68 +166,111 @@ def train_group(spec: Spec, method: str, env: str, seeds: Sequence[int], data_pa
                 ) -> dict[int, dict[str, Any]]:
     """Train the spec's method entry `method` on `env`'s dataset for each seed (out_dirs: one per seed) in one
     process. `stop_after` ends early after writing a checkpoint (tests of resumption)."""
-    entry = spec.methods[method]
-    config = entry.config
-    device = pick_device(config.device)
+    outs = {(method, seed): out for seed, out in zip(seeds, out_dirs, strict=True)}
+    result = train_job(spec, [method], env, seeds, data_path, outs, threads, stop_after)
+    return {seed: result[(method, seed)] for seed in seeds}
+
+
+def train_job(spec: Spec, methods: Sequence[str], env: str, seeds: Sequence[int], data_path: str | Path,
+              out_dirs: Mapping[tuple[str, int], str | Path], threads: int | None = None,
+              stop_after: int | None = None, share_critic: bool | None = None) -> dict[tuple[str, int], dict[str, Any]]:
+    """Train the spec's method entries `methods` on `env`'s dataset for each seed in one process (out_dirs: one
+    per (entry, seed)), the members stepped in turn. With `share_critic` (the spec's `train.share_critic` by
+    default) the entries of a seed train on one IQL critic, one batch and one backward pass per step
+    (cfgrl.core.iql.shared_critic_update; they must train their critics alike: `critic_group_problem`); each
+    entry's numbers stay those of its solo run. `stop_after` ends early after writing a checkpoint (tests of
+    resumption)."""
+    entries = [spec.methods[m] for m in methods]
+    share = (spec.share_critic if share_critic is None else share_critic) and len(entries) > 1
+    problem = critic_group_problem(entries) if share else None
+    if problem:
+        raise ValueError(f"entries {', '.join(methods)} cannot share a critic: {problem}")
+    first = entries[0].config
+    device = pick_device(first.device)
     torch.set_num_threads(threads or spec.train_threads)
     info = spec.envs[env].info
-    sampler = make_sampler(info, data_path, entry.cls, config)
+    sampler = make_sampler(info, data_path, entries[0].cls, first)
     try:  # the held-out episodes, for the validation loss
-        val_sampler = make_sampler(info, data_path, entry.cls, config, validation=True)
+        val_sampler = make_sampler(info, data_path, entries[0].cls, first, validation=True)
     except (DataError, FileNotFoundError) as err:
         val_sampler = None
         print(f"no validation loss: {err}", flush=True)
     obs_dim, action_dim = sampler.observations.shape[1], sampler.actions.shape[1]
     goal_dim = sampler.goal_source.shape[1] if isinstance(sampler, GoalSampler) else 0
-    members = []
-    for seed, out in zip(seeds, out_dirs, strict=True):
-        agent = build_agent(entry.registry, config, obs_dim, action_dim, goal_dim, device, seed)
-        member = _Member(seed, Path(out), agent, np.random.default_rng(seed))  # the rng fixes batch sampling
-        member.resume(device)
+    hashes: dict[str, str] = {}  # the data file's hash, computed once for every model file of the job
+    saves = {m: _ModelSaver(spec, m, env, spec.methods[m], data_path, device, obs_dim, action_dim, goal_dim, hashes)
+             for m in methods}
+    groups: list[list[_Member]] = []  # members stepped together on one batch: a seed's entries on a shared critic
+    for seed in seeds:
+        shared_rng = np.random.default_rng(seed)
+        for entry in entries:
+            agent = build_agent(entry.registry, entry.config, obs_dim, action_dim, goal_dim, device, seed)
+            rng = shared_rng if share else np.random.default_rng(seed)  # the rng fixes batch sampling
+            member = _Member(entry.label, seed, Path(out_dirs[(entry.label, seed)]), agent, rng, entry.config)
+            if share and groups and groups[-1][0].seed == seed:
+                agent.share_critic(groups[-1][0].agent)  # type: ignore[attr-defined]
+                groups[-1].append(member)
+            else:
+                groups.append([member])
+    members = [m for group in groups for m in group]
+    for m in members:
+        m.resume(device)
         if "tensorboard" in spec.train_logging:
             from torch.utils.tensorboard import SummaryWriter
 
-            member.tensorboard = SummaryWriter(str(member.out_dir / "tensorboard"))
-        members.append(member)
+            m.tensorboard = SummaryWriter(str(m.out_dir / "tensorboard"))
     show_bar = sys.stderr.isatty()
     bar = None
     if show_bar:
         from tqdm import tqdm
 
-        bar = tqdm(total=config.steps * len(members), initial=sum(m.agent.step for m in members),
-                   desc=f"{method} {env} seeds {list(seeds)}", unit="step")
-    save = _ModelSaver(spec, method, env, entry, data_path, device, obs_dim, action_dim, goal_dim)
-    snapshot_every = getattr(config, "snapshot_every", None)
+        bar = tqdm(total=sum(m.config.steps for m in members), initial=sum(m.agent.step for m in members),
+                   desc=f"{','.join(methods)} {env} seeds {list(seeds)}", unit="step")
     for m in members:
         m.agent.train()
-    active = [m for m in members if m.agent.step < config.steps]
+    # the members of a seed step together: one batch; one update each (in turn), or one on the shared critic
+    active = [group for group in groups if group[0].agent.step < group[0].config.steps]
     while active:
-        for m in active:  # the members in turn, each exactly as if trained alone
-            m.accumulate(m.agent.update(_to_tensors(sampler.sample(config.batch_size, m.rng), device)))
-            m.n_since_log += 1
-            step = m.agent.step
-            if snapshot_every and step % snapshot_every == 0 and step < config.steps:
-                save(m, m.out_dir / "snapshots" / f"step{step}.pt")
-            if step % config.log_every == 0 or step == config.steps:
-                _log(m, config, val_sampler, device, quiet=show_bar)
-            if step % config.checkpoint_every == 0 and step < config.steps:
-                _check_finite(m)
-                m.checkpoint()
+        for group in active:
+            batch = _to_tensors(sampler.sample(group[0].config.batch_size, group[0].rng), device)
+            if len(group) > 1:
+                infos = shared_critic_update([m.agent for m in group], batch)  # type: ignore[arg-type]
+            else:
+                infos = [group[0].agent.update(batch)]
+            for m, step_info in zip(group, infos, strict=True):
+                _after_update(m, step_info, val_sampler, device, saves[m.label], quiet=show_bar)
         if bar is not None:
-            bar.update(len(active))
-        if stop_after is not None and all(m.agent.step >= stop_after for m in active):
-            for m in active:
+            bar.update(sum(len(group) for group in active))
+        if stop_after is not None and all(m.agent.step >= stop_after for group in active for m in group):
+            for m in (m for group in active for m in group):
                 _check_finite(m)
                 m.checkpoint()
-            return {m.seed: {"stopped_at": m.agent.step} for m in members}
-        active = [m for m in active if m.agent.step < config.steps]
+            return {(m.label, m.seed): {"stopped_at": m.agent.step} for m in members}
+        active = [group for group in active if group[0].agent.step < group[0].config.steps]
     if bar is not None:
         bar.close()
     out = {}
     for m in members:
         _check_finite(m)
-        out[m.seed] = _finish(m, config, sampler, device, save)
+        out[(m.label, m.seed)] = _finish(m, sampler, device, saves[m.label])
     return out
+
+
+def _after_update(m: _Member, info: dict[str, torch.Tensor], val_sampler: Any, device: torch.device,
+                  save: _ModelSaver, quiet: bool) -> None:
+    """A member's bookkeeping after one update: running sums, snapshot, metric row, checkpoint."""
+    config = m.config
+    m.accumulate(info)
+    m.n_since_log += 1
+    step = m.agent.step
+    snapshot_every = getattr(config, "snapshot_every", None)
+    if snapshot_every and step % snapshot_every == 0 and step < config.steps:
+        save(m, m.out_dir / "snapshots" / f"step{step}.pt")
+    if step % config.log_every == 0 or step == config.steps:
+        _log(m, config, val_sampler, device, quiet=quiet)
+    if step % config.checkpoint_every == 0 and step < config.steps:
+        _check_finite(m)
+        m.checkpoint()
 
 
 def _log(m: _Member, config: Any, val_sampler: Any, device: torch.device, quiet: bool) -> None:
@@ -237,7 +287,7 @@ def _log(m: _Member, config: Any, val_sampler: Any, device: torch.device, quiet:
     m.append_row(row)
     if not quiet:
         text = " ".join(f"{k}={v}" if k == "step" else f"{k}={v:.4g}" for k, v in row.items())
-        print(f"seed={m.seed} {text}", flush=True)
+        print(f"{m.label} seed={m.seed} {text}", flush=True)
 
 
 @torch.no_grad()
@@ -263,22 +313,23 @@ class _ModelSaver:
     """Writes a member's networks, config and provenance (model.pt, snapshots); the data hash computed once."""
 
     def __init__(self, spec: Spec, method: str, env: str, entry: Any, data_path: str | Path, device: torch.device,
-                 obs_dim: int, action_dim: int, goal_dim: int) -> None:
+                 obs_dim: int, action_dim: int, goal_dim: int, hashes: dict[str, str] | None = None) -> None:
         self.spec, self.method, self.env, self.entry, self.data_path = spec, method, env, entry, data_path
         self.device, self.dims = device, {"obs_dim": obs_dim, "action_dim": action_dim, "goal_dim": goal_dim}
-        self._data_hash: str | None = None
+        self._hashes = {} if hashes is None else hashes  # shared by the savers of one job
 
     def __call__(self, m: _Member, path: Path) -> None:
-        if self._data_hash is None:
-            self._data_hash = data_hash(self.data_path)
+        if "data" not in self._hashes:
+            self._hashes["data"] = data_hash(self.data_path)
         meta = provenance(self.spec, method=self.method, env=self.env, seed=m.seed, device=str(self.device),
-                          steps=m.agent.step, data=str(self.data_path), data_sha256=self._data_hash,
+                          steps=m.agent.step, data=str(self.data_path), data_sha256=self._hashes["data"],
                           torch_threads=torch.get_num_threads())
         _save(path, {"method": self.entry.registry, "label": self.method, "config": asdict(self.entry.config),
                      **self.dims, "networks": m.agent.state_dict(), "provenance": meta})
 
 
-def _finish(m: _Member, config: Any, sampler: Any, device: torch.device, save: _ModelSaver) -> dict[str, Any]:
+def _finish(m: _Member, sampler: Any, device: torch.device, save: _ModelSaver) -> dict[str, Any]:
+    config = m.config
     norms = np.zeros(0, dtype=np.float32)  # the paper's Fig. 2 diagnostic, on one fresh batch (empty: no such norms)
     if hasattr(m.agent, "per_sample_actor_grad_norms"):
         diag = _to_tensors(sampler.sample(min(config.batch_size, 512), np.random.default_rng([m.seed, 2])), device)

@@ -190,6 +190,8 @@ case("figure_formats_unknown", "analysis.figure_formats[0]", "'jpg'",
 case("ci_above_one", "analysis.ci", "must be less than 1", put(["analysis"], {"ci": 1.5}))
 case("train_gpus_negative", "train.gpus", "must be at least 0", put(["train"], {"gpus": -1}))
 case("train_seed_group_zero", "train.seed_group", "must be at least 1", put(["train"], {"seed_group": 0}))
+case("train_share_critic_not_a_boolean", "train.share_critic", "must be true or false",
+     put(["train"], {"share_critic": "yes"}))
 case("too_many_cells", "limits.max_cells", "the spec plans 16 evaluation cells, more than the cap of 10",
      put(["limits"], {"max_cells": 10}))
 print(len(list(OUT.glob("*.yaml"))), "broken specs")
