@@ -151,9 +151,10 @@ def flow_act(net: FlowVelocity, cond: torch.Tensor, null_cond: torch.Tensor | No
     """Sample actions (B, A) in [-1, 1] by Euler-integrating v = v(null) + w (v(cond) - v(null)) from noise.
 
     cond, null_cond (B, C): the conditional and the null conditioning rows (null_cond None: unguided, v(cond)).
-    w: scalar or (B,), each row its own weight. The two branches go through the network as one batch of 2B
-    rows; when every w is 0 (or 1) only the needed branch is computed, which gives the same numbers as computing
-    both (row_stable: each row's velocity is independent of the batch), so w = 0 / 1 reproduce it bit for bit.
+    w: scalar or (B,), each row its own weight. Each Euler step is one network pass over the branches the rows
+    need: v(cond) for rows with w != 0, v(null) for rows with w != 1 (a row at w = 0 or 1 needs one branch: the
+    guided velocity is then that branch's, bit for bit), so a batch of every w of a checkpoint computes what each
+    w alone computes (row_stable: each row's velocity is independent of the batch).
     noise: the starting noise a0 (B, A); None draws it from `generator`. Evaluation passes each episode's own
     stream, so a row's actions do not depend on which other rows share its batch.
     clip: the samples are clipped to [-clip, clip]; None leaves them unclipped (e.g. subgoals of a hierarchical
@@ -162,18 +163,25 @@ def flow_act(net: FlowVelocity, cond: torch.Tensor, null_cond: torch.Tensor | No
     b = cond.shape[0]
     w = torch.as_tensor(w, dtype=cond.dtype, device=cond.device).expand(b)
     if null_cond is None:
-        need_cond, need_null = True, False
         w = torch.ones_like(w)
+        cond_rows, null_rows = torch.arange(b, device=cond.device), torch.zeros(0, dtype=torch.long,
+                                                                                device=cond.device)
     else:
-        need_cond, need_null = bool((w != 0).any()), bool((w != 1).any())
-    both = torch.cat([cond, null_cond]) if null_cond is not None and need_cond and need_null else None
+        cond_rows, null_rows = torch.nonzero(w != 0).squeeze(1), torch.nonzero(w != 1).squeeze(1)
+    n_cond = len(cond_rows)
+    # the conditioning of every network row, fixed over the Euler steps: the cond rows, then the null rows
+    rows = torch.cat([cond_rows, null_rows])
+    conditioning = cond[cond_rows] if null_cond is None else torch.cat([cond[cond_rows], null_cond[null_rows]])
+    only_null, only_cond = w == 0, w == 1
 
     def velocity(a: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if both is not None:
-            v = row_stable(net, both, a.repeat(2, 1), t.repeat(2, 1))
-            return v[:b], v[b:]
-        v = row_stable(net, cond if need_cond or null_cond is None else null_cond, a, t)
-        return v, v
+        v = row_stable(net, conditioning, a[rows], t[rows])
+        v_cond, v_null = torch.empty_like(a), torch.empty_like(a)
+        v_cond[cond_rows], v_null[null_rows] = v[:n_cond], v[n_cond:]
+        # a row with one branch: guide() then returns it (w = 0: v_null + 0 v_null, w = 1: 0 v_cond + v_cond)
+        v_cond = torch.where(only_null[:, None], v_null, v_cond)
+        v_null = torch.where(only_cond[:, None], v_cond, v_null)
+        return v_cond, v_null
 
     if noise is None:
         noise = torch.randn((b, action_dim), generator=generator, device=cond.device, dtype=cond.dtype)
