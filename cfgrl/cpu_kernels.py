@@ -37,7 +37,7 @@ PORTABLE = {
     "MKL_ENABLE_INSTRUCTIONS": "AVX2",  # MKL (PyTorch's CPU matrix products on Intel machines; no cost measured)
 }
 # Not capped: PyTorch's own vectorised kernels (ATEN_CPU_CAPABILITY=avx2 would). On the AVX-512 machine they gave
-# bit-identical parameters at either level for every method, and capping them cost 10-20% of training speed
+# bit-identical parameters at either level for every method, and capping them cost about 20% of training speed
 # (docs/performance.md). Set ATEN_CPU_CAPABILITY=avx2 yourself to cap them too.
 _STATE: dict[str, Any] = {}
 
