@@ -5,7 +5,7 @@ import re
 import sys
 from pathlib import Path
 
-from cfgrl.pipeline.spec import SpecError, load_spec, w_label
+from cfgrl.pipeline.spec import SpecError, load_spec
 
 DEFAULT_SPEC = (
     "specs/default.yaml"

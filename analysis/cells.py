@@ -43,7 +43,7 @@ def read_cell(path: str | Path) -> dict:
         "temperature": result.get("settings", {}).get("temperature", np.nan),  # AWR's T
         "env": result["env"],
         "seed": int(result["seed"]),
-        "w": np.nan if result["w"] is None else float(result["w"]),
+        "w": float(result["w"]) if result.get("w") is not None else np.nan,  # none: an unguided method
         "split": result.get("split", "test"),
         "step": int(result.get("step", prov.get("train_provenance", {}).get("steps", -1))),  # training steps
         "snapshot": bool(result.get("snapshot", False)),  # a snapshot (eval.at_steps), not the final model

@@ -17,6 +17,7 @@ import pandas as pd
 
 from analysis.figures import COLORS, STYLE, save
 from analysis.stats import summarize_by
+from cfgrl.pipeline.spec import w_label
 
 
 def ci_note(ci: float = 0.95) -> str:
@@ -267,7 +268,7 @@ def distance_vs_w(data: pd.DataFrame, stem: Path, value: str = "success", scale:
                           yerr=[scale * (sp["mean"] - sp["ci_low"]), scale * (sp["ci_high"] - sp["mean"])],
                           fmt="o-", color=c, capsize=2, ms=4, label=label)
             for w, x, yv in zip(sd["w"], sd["mean"], scale * sp["mean"], strict=True):
-                ax_x.annotate(f"w={w:g}", (x, yv), textcoords="offset points", xytext=(4, 4), fontsize=7)
+                ax_x.annotate(f"w={w_label(w)}", (x, yv), textcoords="offset points", xytext=(4, 4), fontsize=7)
         ax_d.set_xlabel("guidance w")
         ax_d.set_ylabel(r"mean $\|a_w - a_0\|^2$ on dataset states")
         ax_p.set_xlabel("guidance w")
@@ -408,7 +409,7 @@ def performance_vs_step(cells: pd.DataFrame, stem: Path, value: str = "success",
             for k, w in enumerate(ws):
                 rows = sub if np.isnan(w) else sub[sub["w"] == w]
                 s = summarize_by(rows, ["step"], value, ci)
-                _band(ax, s, "step", scale, COLORS[k % len(COLORS)], "" if np.isnan(w) else f"w={w:g}")
+                _band(ax, s, "step", scale, COLORS[k % len(COLORS)], "" if np.isnan(w) else f"w={w_label(w)}")
             ax.set_title(method)
             ax.set_xlabel("training step")
             ax.set_ylabel(ylabel)

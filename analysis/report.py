@@ -33,7 +33,7 @@ from analysis.tables import results_table, to_latex, to_markdown
 from cfgrl.envs.registry import resolve_env
 from cfgrl.io import atomic_write_text
 from cfgrl.pipeline.provenance import code_version
-from cfgrl.pipeline.spec import SelectRule, Spec
+from cfgrl.pipeline.spec import SelectRule, Spec, w_label
 
 MAIN_HEADER = ["method", "w", "seeds", "success", "std"]
 
@@ -57,7 +57,8 @@ def pval(p: float) -> str:
 
 
 def w_text(w: float) -> str:
-    return "—" if np.isnan(w) else f"{w:g}"
+    """A w as everywhere else (cfgrl.pipeline.spec.w_label: exact, distinct w never print alike); '—': none."""
+    return "—" if np.isnan(w) else w_label(w)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -198,7 +199,7 @@ def _per_task_section(sub: pd.DataFrame, env: str) -> list[str]:
     columns = means[["method", "w"]].drop_duplicates().itertuples(index=False)
     columns = [(m, w) for m, w in columns]
     n = int(means["count"].max())
-    header = ["task"] + [f"{m}" + ("" if np.isnan(w) else f" w={w:g}") for m, w in columns]
+    header = ["task"] + [f"{m}" + ("" if np.isnan(w) else f" w={w_label(w)}") for m, w in columns]
     rows = []
     for task in sorted(means["task"].unique()):
         row = [str(task)]
@@ -273,7 +274,7 @@ def _comparisons(spec: Spec, cells: pd.DataFrame, reported: dict[str, pd.DataFra
         baselines = [(other, other, rows) for other, rows in reported.items() if not _is_guided(spec, other)]
         for w_ref in (1.0, 0.0):
             if (split_rows(cells[cells["method"] == method])["w"] == w_ref).any():
-                baselines.append((f"{method} w={w_ref:g}", None, rows_for(cells, method, w_ref)))
+                baselines.append((f"{method} w={w_label(w_ref)}", None, rows_for(cells, method, w_ref)))
         for label, reported_label, ref in baselines:
             for value in ("success", "return"):  # one Holm family per metric: the envs reporting it
                 envs = [e for e in sorted(chosen["env"].unique()) if env_metric(e) == value]
@@ -428,7 +429,8 @@ def _distance_section(cells: pd.DataFrame, outdir: Path) -> list[str]:
         kls = group.groupby("w")["kl_to_w0"].mean() if "kl_to_w0" in group.columns else pd.Series(dtype=float)
         parts += [f"- `{method}` on {env} (n = {group['seed'].nunique()} seeds): mean ||a_w - a_0||^2 "
                   + ("[k-NN KL(pi_w || pi_0)] " if kls.notna().any() else "") + "by w: "
-                  + ", ".join(f"w={w:g}: {d:.3f}" + (f" [{kls[w]:.2f}]" if w in kls and np.isfinite(kls[w]) else "")
+                  + ", ".join(f"w={w_label(w)}: {d:.3f}"
+                              + (f" [{kls[w]:.2f}]" if w in kls and np.isfinite(kls[w]) else "")
                               for w, d in means.items()),
                   "", f"![distance from pi_0 vs w, {method} on {env}](figures/{stem.name}.png)", ""]
     if not parts:

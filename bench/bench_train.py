@@ -130,7 +130,8 @@ def child_cpu_s() -> float:
 
 def train_command(spec: Path, env: str, data: Path, seeds: list[int], out_root: Path, threads: int) -> list[str]:
     return [sys.executable, "-m", "cfgrl", "train", "--spec", str(spec), "--method", METHOD, "--env", env,
-            "--data", str(data), "--seed", ",".join(map(str, seeds)), "--out-root", str(out_root),
+            "--data", str(data), "--seed", ",".join(map(str, seeds)), "--out",
+            *(str(out_root / METHOD / env / f"seed{s}") for s in seeds),
             "--threads", str(threads)]
 
 

@@ -1,4 +1,17 @@
-# Helpers of the workflow files (inputs and settings a job reads from the spec).
+# Helpers of the workflow files (inputs and settings a job reads from the spec), and the results layout, named
+# here once: the rules pass these paths to the CLI, which composes none.
+
+
+def train_dir(label, env, seed):
+    """The folder of one (method entry, env, seed) training run: model.pt, metrics.csv, snapshots/."""
+    return f"{OUT}/train/{label}/{env}/seed{seed}"
+
+
+def cell_file(split, label, env, seed, w, step=None):
+    """One evaluation cell: split, method entry, env, training seed, w label (MethodEntry.cell_labels) and, for a
+    snapshot of eval.at_steps, its training step."""
+    snapshot = "" if step is None else f"step{step}/"
+    return f"{OUT}/eval/{split}/{label}/{env}/seed{seed}/{snapshot}w{w}.json"
 
 
 def exorl_input(wildcards):
@@ -22,7 +35,7 @@ def metric_files(wildcards):
     """The training curves of every reported training run (the report's training-curve figures)."""
     return sorted(
         {
-            f"{OUT}/train/{m}/{e}/seed{s}/metrics.csv"
+            f"{train_dir(m, e, s)}/metrics.csv"
             for split, m, e, s, _ in CELLS
             if split == "test"
         }
@@ -33,7 +46,7 @@ def grad_norm_files(wildcards):
     """The per-sample gradient-norm diagnostics of every reported training run (the report's Fig. 2)."""
     return sorted(
         {
-            f"{OUT}/train/{m}/{e}/seed{s}/grad_norms.npz"
+            f"{train_dir(m, e, s)}/grad_norms.npz"
             for split, m, e, s, _ in CELLS
             if split == "test"
         }
@@ -42,7 +55,7 @@ def grad_norm_files(wildcards):
 
 def _train_outputs(label, seed_pattern):
     """What training one seed writes (seed_pattern: a number or the {seed} wildcard)."""
-    base = f"{OUT}/train/{label}/{{env}}/seed{seed_pattern}"
+    base = train_dir(label, "{env}", seed_pattern)
     return [f"{base}/model.pt", f"{base}/metrics.csv", f"{base}/grad_norms.npz"] + [
         f"{base}/snapshots/step{step}.pt" for step in SPEC.eval.at_steps
     ]
@@ -84,9 +97,8 @@ def _define_train_job(labels, env, seeds):
             methods=",".join(labels),
             seeds=",".join(str(s) for s in seeds),
             spec_hash=",".join(HASHES["train"][f"{label}|{env}"] for label in labels),
-            # .../train: above <label>/<env: one or more folders>/seed<k>/model.pt
-            root=lambda wc, output: str(Path(output[0]).parents[3 + wc.env.count("/")]),
+            dirs=[train_dir(label, env, seed) for label in labels for seed in seeds],
         shell:
             "cfgrl train --spec {params.spec} --method {params.methods} --env {wildcards.env}"
-            " --seed {params.seeds} --data {input.data} --out-root {params.root} --threads {threads}"
+            " --seed {params.seeds} --data {input.data} --out {params.dirs} --threads {threads}"
             " > {log} 2>&1"

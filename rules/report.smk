@@ -1,13 +1,7 @@
 rule cells:
     input:
-        [
-            f"{OUT}/eval/{split}/{m}/{e}/seed{s}/w{w}.json"
-            for split, m, e, s, w in CELLS
-        ]
-        + [
-            f"{OUT}/eval/test/{m}/{e}/seed{s}/step{n}/w{w}.json"
-            for m, e, s, n, w in SNAPSHOT_CELLS
-        ],
+        [cell_file(split, m, e, s, w) for split, m, e, s, w in CELLS]
+        + [cell_file("test", m, e, s, w, n) for m, e, s, n, w in SNAPSHOT_CELLS],
     output:
         f"{OUT}/cells.csv",
     log:
@@ -17,7 +11,7 @@ rule cells:
     conda:
         "../environment.yml"
     shell:
-        "cfgrl cells --out {output} {input} > {log} 2>&1"
+        "cfgrl-analysis cells --out {output} {input} > {log} 2>&1"
 
 
 rule report:
@@ -48,7 +42,7 @@ rule report:
         out=lambda wc, output: str(Path(output.report).parent),
         spec_hash=HASHES["report"],  # everything the report reads: analysis settings, rules, sweeps
     shell:
-        "cfgrl report --spec {params.spec} --cells {input.cells} --outdir {params.out} > {log} 2>&1"
+        "cfgrl-analysis report --spec {params.spec} --cells {input.cells} --outdir {params.out} > {log} 2>&1"
 
 
 # `snakemake figures` is the report (statistics, figures, report.md) of the cells table; editing analysis or

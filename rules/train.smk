@@ -9,11 +9,11 @@ if SPEC.seed_group == 1 and not SPEC.share_critic:
         input:
             data=rules.data.output.train,
         output:
-            model=f"{OUT}/train/{{method}}/{{env}}/seed{{seed}}/model.pt",
-            metrics=f"{OUT}/train/{{method}}/{{env}}/seed{{seed}}/metrics.csv",
-            grad_norms=f"{OUT}/train/{{method}}/{{env}}/seed{{seed}}/grad_norms.npz",
+            model=f"{train_dir('{method}', '{env}', '{seed}')}/model.pt",
+            metrics=f"{train_dir('{method}', '{env}', '{seed}')}/metrics.csv",
+            grad_norms=f"{train_dir('{method}', '{env}', '{seed}')}/grad_norms.npz",
             snapshots=[
-                f"{OUT}/train/{{method}}/{{env}}/seed{{seed}}/snapshots/step{step}.pt"
+                f"{train_dir('{method}', '{env}', '{seed}')}/snapshots/step{step}.pt"
                 for step in SPEC.eval.at_steps
             ],
         log:
@@ -29,7 +29,7 @@ if SPEC.seed_group == 1 and not SPEC.share_critic:
         params:
             spec=SPEC_PATH,
             spec_hash=lambda wc: HASHES["train"][f"{wc.method}|{wc.env}"],
-            out_dir=lambda wc, output: str(Path(output.model).parent),
+            out_dir=lambda wc: train_dir(wc.method, wc.env, wc.seed),
         shell:
             "cfgrl train --spec {params.spec} --method {wildcards.method} --env {wildcards.env} --seed {wildcards.seed}"
             " --data {input.data} --out {params.out_dir} --threads {threads} > {log} 2>&1"

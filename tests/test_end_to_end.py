@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
+from cfgrl.pipeline.spec import w_label
 from tests.conftest import REPO
 
 TINY = {
@@ -65,7 +66,7 @@ def test_tiny_spec_runs_end_to_end_and_report_matches_cells(tmp_path):
     per_cell = {}
     for path in sorted((out / "eval" / "test").glob("*/*/seed*/w*.json")):
         result = json.loads(path.read_text())
-        label = "—" if result["w"] is None else f"{result['w']:g}"
+        label = "—" if "w" not in result else w_label(result["w"])  # an unguided method's cell has no w
         per_cell.setdefault((result["method"], label), {})[result["seed"]] = np.mean(
             [e["success"] for e in result["episodes"]])
         assert len(result["episodes"]) == 4

@@ -128,8 +128,9 @@ def test_killed_evaluation_and_report_leave_no_partial_file_and_rerun_completes(
     assert json.loads(cell.read_text())["episodes"] and _no_partial(tmp_path / "eval")
     # the report: killed while drawing, no partial report.md / figure; the rerun writes them
     cells = tmp_path / "cells.csv"
-    assert cfgrl("cells", "--out", cells, cell, cwd=tmp_path).returncode == 0
-    rargs = [sys.executable, "-m", "cfgrl", "report", "--spec", spec, "--cells", cells, "--outdir", tmp_path / "r"]
+    cells_args = [sys.executable, "-m", "analysis", "cells", "--out", cells, cell]
+    assert subprocess.run([str(a) for a in cells_args], cwd=tmp_path, capture_output=True).returncode == 0
+    rargs = [sys.executable, "-m", "analysis", "report", "--spec", spec, "--cells", cells, "--outdir", tmp_path / "r"]
     proc = subprocess.Popen([str(a) for a in rargs], cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     _kill_when(proc, lambda: (tmp_path / "r" / "figures").exists())

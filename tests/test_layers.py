@@ -1,13 +1,16 @@
 """The package's layers, enforced: what each may import (every import statement, top level or inside functions).
+Every module of cfgrl/, baselines/ and analysis/ belongs to one layer (a new module must be placed here).
 
+    cfgrl (package), cpu_kernels,
     cfgrl.io, cfgrl.seeding      leaf helpers
     cfgrl.envs.dmc, .rollout     simulators and the lockstep rollout (numpy; policies are callables)
     cfgrl.data                   dataset files and samplers (no torch)
     cfgrl.envs.registry          env names and kinds (dataset maker, sampler, evaluation episodes)
     cfgrl.core                   the learning core (torch; nothing of data, envs or pipeline)
     methods                      cfgrl/cfgrl.py, gc_cfgrl.py, hcfgrl.py, baselines/ (built from cfgrl.core)
-    cfgrl.pipeline               spec, train, evaluate, provenance, cli
-    analysis                     statistics, tables, figures, report (no torch)
+    cfgrl.methods                the registry: imports the methods by name, nothing above them
+    cfgrl.pipeline               spec, train, evaluate, provenance, cli (nothing of analysis)
+    analysis                     statistics, tables, figures, report, its command line (no torch, even indirectly)
 """
 
 from __future__ import annotations
@@ -21,7 +24,12 @@ import pytest
 from tests.conftest import REPO
 
 METHOD_MODULES = ("cfgrl.cfgrl", "cfgrl.gc_cfgrl", "cfgrl.hcfgrl", "baselines")
+LEAF = ("torch", "numpy", "cfgrl.core", "cfgrl.data", "cfgrl.envs", "cfgrl.pipeline", "cfgrl.methods", "analysis",
+        *METHOD_MODULES)
 FORBIDDEN = {
+    "cfgrl": ("torch", "cfgrl.core", "cfgrl.data", "cfgrl.envs", "cfgrl.pipeline", "cfgrl.methods", "analysis",
+              *METHOD_MODULES),  # the package itself: only the CPU-kernel caps, set before numpy loads
+    "cfgrl.cpu_kernels": LEAF,
     "cfgrl.io": ("cfgrl", "torch"),
     "cfgrl.seeding": ("cfgrl", "torch"),
     "cfgrl.envs.dmc": ("torch", "cfgrl.core", "cfgrl.data", "cfgrl.pipeline", "cfgrl.envs.registry", *METHOD_MODULES),
@@ -29,9 +37,14 @@ FORBIDDEN = {
                            *METHOD_MODULES),
     "cfgrl.data": ("torch", "cfgrl.core", "cfgrl.pipeline", "cfgrl.envs.registry", "analysis", *METHOD_MODULES),
     "cfgrl.envs.registry": ("torch", "cfgrl.core", "cfgrl.pipeline", "analysis", *METHOD_MODULES),
-    "cfgrl.core": ("cfgrl.data", "cfgrl.envs", "cfgrl.pipeline", "analysis", *METHOD_MODULES),
-    "methods": ("cfgrl.data", "cfgrl.envs", "cfgrl.pipeline", "analysis"),
-    "analysis": ("torch",),
+    "cfgrl.envs": ("torch", "cfgrl.core", "cfgrl.pipeline", "analysis", *METHOD_MODULES),  # the package's docstring
+    "cfgrl.dmc": ("torch", "cfgrl.core", "cfgrl.data", "cfgrl.pipeline", "cfgrl.envs.registry", *METHOD_MODULES),
+    "cfgrl.core": ("cfgrl.data", "cfgrl.envs", "cfgrl.pipeline", "cfgrl.methods", "analysis", *METHOD_MODULES),
+    "methods": ("cfgrl.data", "cfgrl.envs", "cfgrl.pipeline", "cfgrl.methods", "analysis"),
+    "cfgrl.methods": ("cfgrl.data", "cfgrl.envs", "cfgrl.pipeline", "analysis"),
+    "cfgrl.pipeline": ("analysis",),
+    "cfgrl.__main__": ("analysis",),
+    "analysis": ("torch", "cfgrl.core", "cfgrl.methods", *METHOD_MODULES),
 }
 
 
@@ -43,13 +56,13 @@ def module_name(path) -> str:
     return ".".join(parts)
 
 
-def layer_of(module: str) -> str | None:
+def layer_of(module: str) -> str:
     if module.startswith(METHOD_MODULES) and module != "cfgrl":
         return "methods"
     for layer in sorted(FORBIDDEN, key=len, reverse=True):
-        if module == layer or module.startswith(layer + "."):
+        if module == layer or module.startswith(layer + ".") and layer != "cfgrl":
             return layer
-    return None
+    raise AssertionError(f"{module} belongs to no layer: place it in tests/test_layers.py's FORBIDDEN")
 
 
 def imports_of(path) -> set[str]:
@@ -70,11 +83,24 @@ SOURCES = sorted(p for d in ("cfgrl", "baselines", "analysis") for p in (REPO / 
 def test_module_imports_respect_its_layer(path):
     module = module_name(path)
     layer = layer_of(module)
-    if layer is None or module == "cfgrl.dmc":  # cfgrl.dmc: the old path of cfgrl.envs.dmc, a re-export
-        return
-    bad = sorted(name for name in imports_of(path) for banned in FORBIDDEN[layer]
-                 if (name == banned or name.startswith(banned + ".")) and not name.startswith(module))
+    imported = imports_of(path)
+    bad = sorted(name for name in imported for banned in FORBIDDEN[layer]
+                 if (name == banned or name.startswith(banned + ".")) and not name.startswith(module + "."))
     assert not bad, f"{module} ({layer} layer) imports {bad}"
+
+
+def test_every_module_has_a_layer_and_the_layers_name_real_modules():
+    modules = {module_name(p) for p in SOURCES}
+    assert {layer_of(m) for m in modules} == set(FORBIDDEN) | {"methods"}
+
+
+def test_analysis_loads_no_torch_even_indirectly():
+    """Every analysis module (and the cfgrl modules they reach) imports without loading torch."""
+    names = sorted(module_name(p) for p in SOURCES if module_name(p).startswith("analysis")
+                   and not module_name(p).endswith("__main__"))
+    code = (f"import sys; import {', '.join(names)}; "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 def test_data_and_env_layers_load_without_torch():

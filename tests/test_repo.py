@@ -1,4 +1,5 @@
-"""The README's commands are the ones CI runs; its spec example is a valid spec."""
+"""The README's commands are the ones CI runs; the spec example of docs/specs.md is a valid spec; the README is
+short and its links resolve."""
 
 import re
 
@@ -15,10 +16,17 @@ def test_ci_runs_the_readme_test_command_verbatim():
     assert test_cmd[0] in ci.splitlines()
 
 
+def test_readme_fits_two_screens_and_its_doc_links_exist():
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) <= 120
+    for page in set(re.findall(r"`(docs/[a-z-]+\.md)`", readme)):
+        assert (REPO / page).exists(), page
+
+
 def test_readme_spec_example_is_a_valid_spec(tmp_path):
     from cfgrl.pipeline.spec import load_spec
 
-    text = (REPO / "README.md").read_text()
+    text = (REPO / "docs" / "specs.md").read_text()
     block = text[text.index("## A spec"):]
     block = block[block.index("```yaml") + len("```yaml"):]
     path = tmp_path / "my-run.yaml"

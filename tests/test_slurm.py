@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cfgrl.pipeline.spec import w_label
 from tests.conftest import REPO
 from tests.test_end_to_end import TINY, parse_tables
 
@@ -196,7 +197,7 @@ def test_slurm_profile_runs_the_dag_through_a_real_slurm_cluster(slurm_cluster, 
     cells = {}
     for path in sorted((out / "eval" / "test").glob("*/*/seed*/w*.json")):
         result = json.loads(path.read_text())
-        cells.setdefault((result["method"], "—" if result["w"] is None else f"{result['w']:g}"), []).append(
+        cells.setdefault((result["method"], "—" if "w" not in result else w_label(result["w"])), []).append(
             sum(e["success"] for e in result["episodes"]) / len(result["episodes"]))
     assert set(cells) == {("gcbc", "—"), ("gc_cfgrl", "0"), ("gc_cfgrl", "2")}
     assert all(len(v) == 1 for v in cells.values())

@@ -26,6 +26,43 @@ def test_good_spec_loads_with_defaults(tmp_path):
     assert ("test", "gcbc", "pointmaze-medium-navigate-v0", 0, "none") in cells
 
 
+def test_w_keeps_full_precision_from_the_spec_to_the_cell_label(tmp_path):
+    """One exact form: a w's label reads back as the same float, distinct w never share a label (the old `:g`
+    labels made 1.2345678 into '1.23457' and 1 and 1.0000001 into one cell file)."""
+    from cfgrl.pipeline.spec import w_label
+
+    grid = [0, 1, 1.0000001, 1.2345678, 2.5, 1e-7, -0.0 + 3]
+    spec = load_spec(write(tmp_path, mutated(GOOD, lambda s: s["methods"]["gc_cfgrl"].__setitem__("w", grid))))
+    entry = spec.methods["gc_cfgrl"]
+    assert entry.w == tuple(float(w) for w in grid)
+    assert entry.cell_labels == ("0", "1", "1.0000001", "1.2345678", "2.5", "1e-07", "3")
+    assert all(float(label) == w for label, w in zip(entry.cell_labels, entry.w, strict=True))
+    assert w_label(-0.0 + 0.0) == "0" and spec.methods["gcbc"].cell_labels == ("none",)
+
+
+def test_training_hash_is_taken_over_the_resolved_config(tmp_path, monkeypatch):
+    """An override equal to the default changes no hash; another value does; so does a changed default."""
+    import dataclasses
+
+    from cfgrl.methods import method_class
+
+    def train_hash(spec_dict, name):
+        (tmp_path / name).mkdir()
+        return load_spec(write(tmp_path / name, spec_dict)).job_hashes()["train"]["gcbc|pointmaze-medium-navigate-v0"]
+
+    gcbc = method_class("gcbc")
+    default_lr = gcbc.Config().lr
+    plain = train_hash(GOOD, "a")
+    assert train_hash(mutated(GOOD, lambda s: s["methods"]["gcbc"]["config"].__setitem__("lr", default_lr)), "b") \
+        == plain
+    assert train_hash(mutated(GOOD, lambda s: s["methods"]["gcbc"]["config"].__setitem__("lr", default_lr / 2)),
+                      "c") != plain
+    changed = dataclasses.make_dataclass("Changed", [("lr", float, dataclasses.field(default=default_lr / 2))],
+                                         bases=(gcbc.Config,))
+    monkeypatch.setattr(gcbc, "Config", changed)
+    assert train_hash(GOOD, "d") != plain
+
+
 def _mutated(change):
     return mutated(GOOD, change)
 

@@ -24,6 +24,7 @@ comparing names.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,15 @@ class EnvKind:
         """Evaluation episodes, seeded from (eval seed, training seed, task, episode) only, so every method and w
         of one training seed faces the same episodes."""
         raise NotImplementedError
+
+    def eval_env_spec(self, env: EnvInfo, data: Mapping[str, Any], data_file: Path | None) -> str | None:
+        """What `eval_episodes` needs to build the evaluation env beyond the env's name (Minari: its JSON EnvSpec);
+        None for kinds that build it from the name alone."""
+        return None
+
+    def cell_extras(self, mean_return: float, data_file: Path | None) -> dict[str, float]:
+        """Numbers a cell file carries beside success and return (Minari: the normalised score); none here."""
+        return {}
 
 
 class OGBenchGoal(EnvKind):
@@ -248,6 +258,28 @@ class Minari(EnvKind):
         counts = write_transition_splits(arrays, out)
         return (f"wrote {out}: {counts['train']} transitions ({counts['train_episodes']} episodes), validation "
                 f"{counts['val_episodes']} episodes")
+
+    def eval_env_spec(self, env: EnvInfo, data: Mapping[str, Any], data_file: Path | None) -> str | None:
+        """The evaluation env `cfgrl data` recorded in the dataset file, else the local dataset's own."""
+        from cfgrl.data.minari import eval_env_spec
+
+        if data_file is not None:
+            with np.load(data_file) as d:
+                if "env_spec" in d.files:
+                    return str(d["env_spec"])
+        return eval_env_spec(env.eval_env_id, data.get("path"))
+
+    def cell_extras(self, mean_return: float, data_file: Path | None) -> dict[str, float]:
+        """'normalized_return' (minari.get_normalized_score x 100) where the dataset file has reference scores."""
+        from cfgrl.data.minari import normalized_score
+
+        if data_file is None:
+            return {}
+        with np.load(data_file) as d:
+            if "ref_min_score" not in d.files:
+                return {}
+            reference = (float(d["ref_min_score"]), float(d["ref_max_score"]))
+        return {"normalized_return": float(normalized_score(mean_return, reference))}
 
     def eval_episodes(self, env: EnvInfo, tasks: list[int], episodes_per_task: int, eval_seed: int,
                       train_seed: int, env_spec: str | None = None) -> EvalEpisodes:

@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from cfgrl.core.agent import Agent
 from cfgrl.envs.registry import EnvInfo
+
+if TYPE_CHECKING:
+    from cfgrl.pipeline.spec import Spec
 from cfgrl.envs.rollout import run_lockstep
 from cfgrl.seeding import derive_seed
 
@@ -83,18 +87,23 @@ def evaluate_checkpoint(
             first_obs.append(setup.first_obs)
             if setup.goals is not None:
                 goals.append(setup.goals)
-            rows_w += [1.0 if w is None else float(w)] * len(setup.episodes)
+            if agent.guided:
+                if w is None:
+                    raise ValueError(f"{type(agent).__name__} is guided: every cell needs a w")
+                rows_w += [float(w)] * len(setup.episodes)
             noise_seeds += [derive_seed(base, train_seed, task, ep, NOISE_KEY) for task, ep in setup.slots]
             layout.append((split, w, setup.slots))
     goal_t = torch.from_numpy(np.concatenate(goals)).to(agent.device) if goals else None
-    w_t = torch.tensor(rows_w, dtype=torch.float32, device=agent.device)
+    w_t = torch.tensor(rows_w, dtype=torch.float32, device=agent.device) if agent.guided else None
     noise = NoiseStreams(noise_seeds, agent.noise_dim) if agent.noise_dim else None
 
     def policy(obs: np.ndarray, rows: np.ndarray) -> np.ndarray:
         idx = torch.from_numpy(rows).to(agent.device)
         eps = torch.from_numpy(noise.next(rows)).to(agent.device) if noise is not None else None
-        return agent.act(torch.from_numpy(obs).to(agent.device), goal_t[idx] if goal_t is not None else None,
-                         w_t[idx], eps).cpu().numpy()
+        obs_t, goal_rows = torch.from_numpy(obs).to(agent.device), goal_t[idx] if goal_t is not None else None
+        if w_t is None:  # an unguided method: no w at all
+            return agent.act(obs_t, goal_rows, noise=eps).cpu().numpy()
+        return agent.act(obs_t, goal_rows, w_t[idx], eps).cpu().numpy()
 
     run = run_lockstep(episodes, np.concatenate(first_obs), policy)
     wall = time.perf_counter() - t0
@@ -200,5 +209,57 @@ def data_distance(agent: Agent, batch: dict[str, np.ndarray], seed: int) -> floa
     if agent.noise_dim:
         noise = torch.from_numpy(np.random.default_rng(seed).standard_normal((len(obs), agent.noise_dim),
                                                                              dtype=np.float32)).to(agent.device)
-    actions = agent.act(obs, goals, 1.0, noise)
+    actions = agent.act(obs, goals, noise=noise)
     return float((actions - data_actions).pow(2).sum(-1).mean())
+
+
+def evaluate_job(spec: Spec, label: str, env_name: str, seed: int, model: Path, data: Path | None,
+                 splits: Sequence[str], outs: Sequence[Path], step: int | None = None) -> list[str]:
+    """One evaluation job: the checkpoint `model` of method entry `label`, every w of the entry's grid (an unguided
+    method: one cell with no w) on each split, all in one lockstep batch, written to the cell files `outs` in
+    split-major order (for split in splits: for w in grid), the order the rule lists them. `data`: the training
+    file, whose held-out states measure the divergences from pi_0 (skipped when None). `step`: the model is the
+    snapshot of that training step. Returns one summary line per cell."""
+    from cfgrl.data.layout import DataError
+    from cfgrl.io import atomic_write_json
+    from cfgrl.pipeline.provenance import provenance
+    from cfgrl.pipeline.train import load_agent, make_sampler
+
+    entry, env_entry = spec.methods[label], spec.envs[env_name]
+    ws: list[float | None] = list(entry.w) if entry.w is not None else [None]
+    if len(outs) != len(splits) * len(ws):
+        raise ValueError(f"{len(outs)} cell files for {len(splits)} splits x {len(ws)} w")
+    agent, record = load_agent(model)
+    info = env_entry.info
+    bases = {split: spec.eval.base(split) for split in splits}
+    cells = evaluate_checkpoint(agent, info, list(env_entry.tasks), env_entry.episodes_per_task, ws, bases, seed,
+                                env_spec=info.kind.eval_env_spec(info, env_entry.data, data))
+    distances: dict[float | None, dict[str, float]] = {}
+    if data is not None:  # the reviewers' question: how far does pi_w move from pi_0 (and from the data)?
+        try:  # held-out states: the validation file's
+            sampler = make_sampler(info, data, type(agent), agent.config, validation=True)
+        except (DataError, FileNotFoundError):
+            sampler = make_sampler(info, data, type(agent), agent.config)
+        states = sampler.sample(512, np.random.default_rng([seed, 3]))
+        noise_seed = derive_seed(spec.eval.seed, seed, 0, 3)
+        if agent.guided:
+            distances = dict(divergences(agent, states, [w for w in ws if w is not None], noise_seed))
+        else:
+            distances = {None: {"data_distance": data_distance(agent, states, noise_seed)}}
+    settings = {"temperature": float(agent.temperature)} if hasattr(agent, "temperature") else {}
+    lines = []
+    for ((split, w), result), out in zip(cells.items(), outs, strict=True):
+        result.update(distances.get(w, {}))
+        result.update(info.kind.cell_extras(result["return"], data))
+        result.update(method=label, registry=record["method"], settings=settings, env=env_name, seed=seed)
+        if w is not None:  # an unguided method's cell has no w
+            result["w"] = w
+        result.update(split=split, provenance=provenance(spec, device=str(agent.device), eval_seed=bases[split],
+                                                         model=str(model), train_provenance=record["provenance"]))
+        result.update(step=record["provenance"]["steps"], snapshot=step is not None)
+        atomic_write_json(out, result)
+        lines.append(f"{split} {label} {env_name} seed{seed}" + ("" if w is None else f" w={w!r}")
+                     + f": success {result['success']:.3f}, return {result['return']:.2f} "
+                     f"({len(result['episodes'])} episodes) -> {out}")
+    lines.append(f"{len(cells)} cells in {next(iter(cells.values()))['wall_s']:.1f} s")
+    return lines

@@ -26,10 +26,10 @@ from typing import Any
 import jsonschema
 import yaml
 
-from cfgrl.core.agent import Agent, TrainConfig
-from cfgrl.core.iql import IQLAgent
 from cfgrl.envs.registry import EnvInfo, resolve_env
-from cfgrl.methods import METHODS, method_class
+
+if typing.TYPE_CHECKING:  # the method classes (and torch) load when a spec is built, not when this is imported
+    from cfgrl.core.agent import Agent, TrainConfig
 
 DEFAULTS: dict[str, Any] = {
     # base seeds of the reported (test) and the validation evaluation episodes; torch threads per eval job
@@ -140,6 +140,11 @@ class MethodEntry:
     def guided(self) -> bool:
         return self.cls.guided
 
+    @property
+    def cell_labels(self) -> tuple[str, ...]:
+        """The cell-file label of each cell of one checkpoint: every w of the grid, or UNGUIDED_CELL."""
+        return tuple(w_label(w) for w in self.w) if self.w is not None else (UNGUIDED_CELL,)
+
 
 @dataclass(frozen=True)
 class Sweep:
@@ -214,7 +219,7 @@ class Spec:
         or extra training seeds that are never reported)."""
         out = []
         for label, entry in self.methods.items():
-            labels = [w_label(w) for w in entry.w] if entry.w is not None else [w_label(None)]
+            labels = entry.cell_labels
             for split, seeds in (("test", self.seeds), ("validation", self.validation_seeds(label))):
                 for env in entry.envs:
                     for seed in seeds:
@@ -241,7 +246,7 @@ class Spec:
         the reported seeds)."""
         out = []
         for label, entry in self.methods.items():
-            labels = [w_label(w) for w in entry.w] if entry.w is not None else [w_label(None)]
+            labels = entry.cell_labels
             out += [(label, env, seed, step, lab) for env in entry.envs for seed in self.seeds
                     for step in self.eval.at_steps for lab in labels]
         return out
@@ -277,11 +282,13 @@ class Spec:
     def job_hashes(self) -> dict[str, dict[str, str]]:
         """Content hashes of what each kind of job reads from the spec, for Snakemake `params`, so that editing a
         spec reruns exactly the jobs it touched: {'data': {env: h}, 'train': {'method|env': h}, 'eval': {env: h},
-        'report': h}. Training depends on the method entry (its registry name and config) and the env's data
+        'report': h}. Training depends on the method entry (its registry name and resolved config: every field,
+        defaults included, so a changed default reruns the jobs it reaches and an override equal to the default
+        reruns nothing) and the env's data
         settings; evaluation on the env's eval settings and the eval seeds (the checkpoint is an input already);
         the report on everything it reads: the whole spec (analysis settings, rules, sweeps, protocol text)."""
         data = {env: spec_hash({"env": env, "data": dict(e.data)}) for env, e in self.envs.items()}
-        train = {f"{m}|{env}": spec_hash({"method": entry.registry, "config": dict(entry.overrides),
+        train = {f"{m}|{env}": spec_hash({"method": entry.registry, "config": asdict(entry.config),
                                           "data": data[env], "threads": self.train_threads,
                                           "logging": list(self.train_logging)})
                  for m, entry in self.methods.items() for env in entry.envs}
@@ -364,6 +371,8 @@ def _schema_message(err: jsonschema.ValidationError) -> tuple[str, str]:
         extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
         key = extra[0] if extra else "?"
         if path == ["methods"]:
+            from cfgrl.methods import METHODS
+
             return _field([*path, key]), f"unknown method '{key}' (known: {', '.join(sorted(METHODS))})"
         allowed = ", ".join(sorted(err.schema.get("properties", {})))
         return _field([*path, key]), f"unknown key '{key}' (allowed here: {allowed})"
@@ -545,6 +554,8 @@ def _env(name: str, entry: dict[str, Any]) -> EnvEntry:
 
 
 def _method(label: str, entry: dict[str, Any], envs: dict[str, EnvEntry], seeds: tuple[int, ...]) -> MethodEntry:
+    from cfgrl.methods import METHODS, method_class
+
     where = f"methods.{label}"
     registry = entry.get("method", label)
     if registry not in METHODS:
@@ -584,19 +595,17 @@ def _method(label: str, entry: dict[str, Any], envs: dict[str, EnvEntry], seeds:
 
 
 def _w_grid(values: list[Any], where: str) -> list[float]:
-    """Guidance weights: finite numbers whose cell-file labels are distinct."""
-    labels: dict[str, int] = {}
+    """The one check of a guidance-weight grid: finite numbers, each once (its label, `w_label`, is then its
+    own: distinct floats never print alike). -0.0 is 0."""
+    seen: dict[float, int] = {}
     for i, w in enumerate(values):
         if not math.isfinite(w):
             raise _FieldError(f"{where}[{i}]", f"must be a finite number, got {w!r}")
-        lab = w_label(w)
-        if lab in labels:
-            j = labels[lab]
-            same = "duplicate guidance weight" if float(values[j]) == float(w) else \
-                f"{values[j]!r} and {w!r} both map to the cell file w{lab}.json"
-            raise _FieldError(f"{where}[{i}]", f"{same}; give each w once")
-        labels[lab] = i
-    return [float(w) for w in values]
+        if float(w) in seen:
+            raise _FieldError(f"{where}[{i}]", f"duplicate guidance weight {w!r} (also {where}[{seen[float(w)]}]); "
+                                               "give each w once")
+        seen[float(w)] = i
+    return [float(w) + 0.0 for w in values]
 
 
 # Value checks of config fields, by field name (the methods share their names): (check, message) pairs.
@@ -817,6 +826,8 @@ def _budget_problem(rule: Mapping[str, Any], knob: str) -> str | None:
 def critic_group_problem(entries: Sequence[Any]) -> str | None:
     """Why method entries cannot train in one job on one critic (None when they can): each must be an IQL agent
     (cfgrl.core.iql.IQLAgent) and their critics trained alike (`critic_signature`: critic fields, steps, batches)."""
+    from cfgrl.core.iql import IQLAgent
+
     for entry in entries:
         if not issubclass(entry.cls, IQLAgent):
             return f"'{entry.label}' ({entry.registry}) has no IQL critic to share"
@@ -833,8 +844,12 @@ def spec_hash(raw: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(raw, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
 
-def w_label(w: float | None) -> str:
-    """File-name label of a guidance weight: 1.5 -> '1.5', 3 -> '3', None (unguided) -> 'none'."""
-    if w is None:
-        return "none"
-    return f"{float(w):g}"
+UNGUIDED_CELL = "none"  # the cell-file label of an unguided method's one cell per checkpoint (it has no w)
+
+
+def w_label(w: float) -> str:
+    """The one text form of a guidance weight, in file names, tables and logs: the shortest text that reads back
+    as the same float (Python's repr), without a trailing '.0': 1.5 -> '1.5', 3.0 -> '3', 1.2345678 ->
+    '1.2345678'. Distinct weights never share a label, and float(w_label(w)) == w."""
+    text = repr(float(w))
+    return text[:-2] if text.endswith(".0") else text

@@ -105,8 +105,6 @@ case("w_nan", "methods.gc_cfgrl.w[1]", "must be a finite number",
 case("w_inf", "methods.gc_cfgrl.w[2]", "must be a finite number",
      text=yaml.safe_dump(BASE, sort_keys=False).replace("- 1\n    - 3", "- 1\n    - .inf"))
 case("w_duplicate", "methods.gc_cfgrl.w[2]", "duplicate guidance weight", put(["methods", "gc_cfgrl", "w"], [0, 1, 1]))
-case("w_same_cell_file", "methods.gc_cfgrl.w[2]", "both map to the cell file w1.json",
-     put(["methods", "gc_cfgrl", "w"], [0, 1, 1.0000001]))
 case("w_empty", "methods.gc_cfgrl.w", "must not be empty", put(["methods", "gc_cfgrl", "w"], []))
 case("w_string", "methods.gc_cfgrl.w[0]", "must be a number", put(["methods", "gc_cfgrl", "w"], ["high"]))
 case("unknown_config_field", "methods.gcbc.config.stepz", "unknown field",
