@@ -30,7 +30,7 @@ from analysis.selection import env_metric, reported_rows, rows_for, split_rows
 from analysis.significance import compare_rows
 from analysis.stats import paired_differences, summarize_by
 from analysis.tables import results_table, to_latex, to_markdown
-from cfgrl.envs.registry import resolve_env
+from cfgrl.envs.registry import KINDS, resolve_env
 from cfgrl.io import atomic_write_text
 from cfgrl.pipeline.provenance import code_version
 from cfgrl.pipeline.spec import SelectRule, Spec, w_label
@@ -538,13 +538,13 @@ def _paper_tables(spec: Spec, cells: pd.DataFrame, reported: dict[str, pd.DataFr
             continue
         guided = [m for m in present if _is_guided(spec, m)]
         unguided = [m for m in present if not _is_guided(spec, m)]
-        value = "return" if kind == "dmc" else "success"
+        value = KINDS[kind].metric  # the kind's own number: return (dm_control), success (OGBench)
         table = results_table(pd.concat([reported[m] for m in guided + unguided]),
                               {label: label for label in guided + unguided}, value=value,
                               envs=envs, paper=paper, paper_table=table_id,
                               comparisons=[(g, u) for g in guided for u in unguided],
                               ci=a.ci)
-        scale, unit = (1.0, "episode return") if kind == "dmc" else (100.0, "success rate (%)")
+        scale, unit = (1.0, "episode return") if value == "return" else (100.0, "success rate (%)")
         latex = to_latex(table, scale=scale, unit=unit, ci=a.ci, caption=f"{spec.name}: paper Table {table_id}",
                          label=f"tab:{spec.name}-{table_id}")
         atomic_write_text(outdir / "tables" / f"table{table_id}.tex", latex)

@@ -27,7 +27,20 @@ OBS, ACT = 5, 3
 # sha256 (first 16 hex digits) of 5 updates' metrics, the parameters after them and one act() call, computed by
 # `digest` with the code of cfgrl/cfgrl.py BEFORE 'quantile' and 'return' existed (commit 3b81001, this machine's
 # CPU kernels, one thread): the existing schemes must still compute exactly these bits.
-GOLDEN = {"dropout": "662458deeb6cd849", "filtered": "ed9d247c9d500720"}
+# Training bits differ across CPU vendors (MKL and oneDNN pick other kernels on Intel; docs/default-run.md): one
+# digest per vendor, recorded on AMD EPYC (AVX2 and Zen 4 agree) and on an Intel Xeon with AVX-512 and AMX.
+GOLDEN_BY_VENDOR = {
+    "AuthenticAMD": {"dropout": "662458deeb6cd849", "filtered": "ed9d247c9d500720"},
+    "GenuineIntel": {"dropout": "7c1d9264366f6e99", "filtered": "53d0f6b406714b54"},
+}
+
+
+def cpu_vendor() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("vendor_id")), "unknown")
+    except OSError:
+        return "unknown"
 GOLDEN_CONFIG = {"dropout": {}, "filtered": {"label_scheme": "filtered", "time_grid": 8,
                                              "time_embedding": "sinusoidal", "flow_steps": 8}}
 
@@ -66,7 +79,10 @@ def digest(overrides: dict) -> str:
 
 @pytest.mark.parametrize("scheme", ["dropout", "filtered"])
 def test_the_reference_schemes_compute_the_same_bits_as_before(scheme):
-    assert digest(GOLDEN_CONFIG[scheme]) == GOLDEN[scheme]
+    vendor = cpu_vendor()
+    if vendor not in GOLDEN_BY_VENDOR:
+        pytest.skip(f"no digest recorded for CPU vendor {vendor!r}")
+    assert digest(GOLDEN_CONFIG[scheme]) == GOLDEN_BY_VENDOR[vendor][scheme]
     assert make(label_scheme=scheme).actor.label_embedding.num_embeddings == 3
 
 

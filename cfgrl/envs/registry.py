@@ -57,6 +57,7 @@ class EnvKind:
     reports_return = False  # also report the episode return beside success (single-task OGBench)
     has_success = True  # episodes end with a success flag (OGBench); dm_control and Minari have none
     score_scale: float | None = 1.0  # divide the metric by this for cross-env aggregates (None: no common scale)
+    takes_data_defaults = True  # the spec's data settings are merged over the suite's (and the generator's) defaults
 
     def __str__(self) -> str:
         return self.name
@@ -69,6 +70,14 @@ class EnvKind:
             return f"goal-conditioned method cannot train on '{env.name}' (no goals; use a *-navigate-v0 env)"
         if batch_kind == "transitions" and self.goal_conditioned:
             return f"reward-based method cannot train on '{env.name}' (no rewards; use a *-singletask-v0 env)"
+        return None
+
+    def data_problem(self, data: Mapping[str, Any]) -> str | None:
+        """Why an env's `data` settings (as the spec gives them) are refused, as '.field: message' (None if fine)."""
+        if data["source"] == "local":
+            return ".source: 'local' is for Minari datasets only (minari/<dataset id> envs)"
+        if "path" in data:
+            return ".path: only for Minari datasets (minari/<dataset id> envs)"
         return None
 
     def make_dataset(self, env: EnvInfo, data: dict[str, Any], out: Path, workers: int | None = None,
@@ -240,6 +249,17 @@ class DMC(EnvKind):
 class Minari(EnvKind):
     name, metric, score_scale = "minari", "return", None  # raw returns have no common scale across datasets
     has_success = False
+    takes_data_defaults = False  # a dataset id, its source and path: none of the generators' settings apply
+    DATA_KEYS = ("source", "path")  # the data settings a minari/ env takes
+
+    def data_problem(self, data: Mapping[str, Any]) -> str | None:
+        if data["source"] == "generate":
+            return (".source: Minari datasets are not generated; use 'local' (a dataset under `path` or "
+                    "MINARI_DATASETS_PATH) or 'download' (minari's remote)")
+        extra = [k for k in data if k not in self.DATA_KEYS]
+        if extra:
+            return f".{extra[0]}: not used by Minari datasets (allowed: {', '.join(self.DATA_KEYS)})"
+        return None
 
     def make_dataset(self, env: EnvInfo, data: dict[str, Any], out: Path, workers: int | None = None,
                      exorl_root: Path | None = None) -> str:

@@ -530,11 +530,11 @@ def _env(name: str, entry: dict[str, Any]) -> EnvEntry:
         info = resolve_env(name)
     except KeyError as err:
         raise _FieldError(where, err.args[0]) from None
-    problem = data_problem(info, entry["data"])
+    problem = info.kind.data_problem(entry["data"])
     if problem:
         field, _, message = problem.partition(": ")
         raise _FieldError(f"{where}.data{field}", message)
-    if info.kind.name == "minari":  # none of the generators' defaults apply
+    if not info.kind.takes_data_defaults:  # the settings as given (Minari: a dataset id, a source, a path)
         data = copy.deepcopy(entry["data"])
     else:
         generated = entry["data"]["source"] == "generate"
@@ -700,26 +700,6 @@ def _check_type(cls: type, name: str, value: Any) -> str | None:
              "NoneType": "null"}
     want = " or ".join(names.get(getattr(o, "__name__", ""), "a list of integers") for o in options)
     return f"must be {want}, got {value!r}"
-
-
-MINARI_DATA_KEYS = ("source", "path")  # the data settings a minari/ env takes
-
-
-def data_problem(info: EnvInfo, data: dict[str, Any]) -> str | None:
-    """Why an env's `data` settings (as given in the spec) are refused, as '.field: message' (None if fine)."""
-    if info.kind.name == "minari":
-        if data["source"] == "generate":
-            return (".source: Minari datasets are not generated; use 'local' (a dataset under `path` or "
-                    "MINARI_DATASETS_PATH) or 'download' (minari's remote)")
-        extra = [k for k in data if k not in MINARI_DATA_KEYS]
-        if extra:
-            return f".{extra[0]}: not used by Minari datasets (allowed: {', '.join(MINARI_DATA_KEYS)})"
-        return None
-    if data["source"] == "local":
-        return ".source: 'local' is for Minari datasets only (minari/<dataset id> envs)"
-    if "path" in data:
-        return ".path: only for Minari datasets (minari/<dataset id> envs)"
-    return None
 
 
 def knob_value(cls: type[Agent], config: TrainConfig, knob: str) -> float:
