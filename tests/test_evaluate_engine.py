@@ -67,3 +67,30 @@ def test_episodes_of_one_seed_share_their_noise_across_w():
     other_seed = evaluate(agent, info, [1], 2, 0.0, 5, train_seed=1)
     assert other_seed["episodes"] != again["episodes"]
     assert np.isnan(again["success"]) and all(e["success"] is None for e in again["episodes"])
+
+
+@pytest.mark.parametrize("name, obs, act, goal, hidden", [
+    ("gc_cfgrl", 2, 2, 2, (256, 256, 256)),  # the default spec's pointmaze policy
+    ("cfgrl", 17, 6, 0, (256, 256)),  # the default spec's cheetah-run policy
+    ("gcbc", 2, 2, 2, (256, 256, 256)),
+    ("gc_cfgrl", 29, 8, 29, (512, 512, 512, 512)),  # paper size
+])
+def test_a_rows_actions_do_not_depend_on_its_batch_at_real_sizes(name, obs, act, goal, hidden):
+    """The property every cell relies on, at the sizes the specs use: the same row (state, goal, w, noise) gets the
+    same action bits whatever rows share its batch and wherever it sits in it (batches of 1 to 700 rows, random
+    subsets in random orders)."""
+    agent = agent_for(name, obs, act, goal, hidden=hidden, flow_steps=4)
+    g = torch.Generator().manual_seed(0)
+    n = 700
+    o, gl = torch.randn(n, obs, generator=g), torch.randn(n, goal, generator=g) if goal else None
+    w = torch.tensor([0.0, 1.0, 1.5, 3.0])[torch.randint(0, 4, (n,), generator=g)]
+    noise = torch.randn(n, agent.noise_dim, generator=g) if agent.noise_dim else None
+
+    def act_rows(rows):
+        return agent.act(o[rows], gl[rows] if gl is not None else None,
+                         w[rows] if agent.guided else 1.0, noise[rows] if noise is not None else None)
+
+    reference = act_rows(torch.arange(n))
+    for m in (1, 17, 33, 64, 65, 130, 301, 699):
+        rows = torch.randperm(n, generator=g)[:m]
+        assert torch.equal(act_rows(rows), reference[rows]), f"{name}: a batch of {m} rows changed some row's action"

@@ -129,20 +129,36 @@ class FlowVelocity(nn.Module):
         return out
 
 
-MIN_ROWS = 16  # a network call on fewer rows is padded to this many (see `row_stable`)
+MIN_ROWS = 16  # CUDA: a network call on fewer rows is padded to this many (see `row_stable`)
+ROW_BLOCK = 64  # CPU: every network call runs on blocks of exactly this many rows (see `row_stable`)
 
 
 def row_stable(fn: Callable[..., torch.Tensor], *inputs: torch.Tensor) -> torch.Tensor:
     """fn(*inputs) on row batches (B, ...), computed so that each output row depends on its own input row only,
-    not on the batch size: on CPU, matrix products with very few rows take another kernel (measured with MKL:
-    1-3 rows round differently from 4 or more), so batches under MIN_ROWS rows are padded by repeating their
-    last row and cut back. Evaluation relies on it: an episode's actions are the same whether it runs alone or
-    beside others, whatever w they use, and as the batch shrinks when episodes end."""
+    not on the batch size or on the row's place in the batch. On CPU the rows run in blocks of exactly ROW_BLOCK
+    rows (the last block padded by repeating its last row, then cut back): MKL's matrix products round a row
+    differently by the number of rows and the row's place in the last, partial block (measured on AMD EPYC: 1-3
+    rows; on an Intel Xeon with AVX-512: e.g. row 32 of 33, row 300 of 301 of a 256 -> 2 layer), and vectorised
+    activations treat the tail of a tensor apart; with one block shape every call takes the same kernels for
+    every row (tests/test_evaluate_engine.py checks random subsets and orders at the default network sizes).
+    Evaluation relies on it: an episode's actions are the same whether it runs alone or beside others, whatever
+    w they use, and as the batch shrinks when episodes end. CUDA (not bit-exact anyway): padded to MIN_ROWS."""
     b = inputs[0].shape[0]
-    if b >= MIN_ROWS or b == 0:
+    if b == 0:
         return fn(*inputs)
-    pad = [torch.cat([x, x[-1:].expand(MIN_ROWS - b, *x.shape[1:])]) for x in inputs]
-    return fn(*pad)[:b]
+    if inputs[0].device.type != "cpu":
+        if b >= MIN_ROWS:
+            return fn(*inputs)
+        pad = [torch.cat([x, x[-1:].expand(MIN_ROWS - b, *x.shape[1:])]) for x in inputs]
+        return fn(*pad)[:b]
+    blocks = []
+    for start in range(0, b, ROW_BLOCK):
+        part = [x[start:start + ROW_BLOCK] for x in inputs]
+        n = part[0].shape[0]
+        if n < ROW_BLOCK:
+            part = [torch.cat([x, x[-1:].expand(ROW_BLOCK - n, *x.shape[1:])]) for x in part]
+        blocks.append(fn(*part)[:n])
+    return blocks[0] if len(blocks) == 1 else torch.cat(blocks)
 
 
 def flow_act(net: FlowVelocity, cond: torch.Tensor, null_cond: torch.Tensor | None, w: torch.Tensor | float,
