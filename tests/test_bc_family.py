@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cfgrl.cfgrl import CFGRL, NULL, POSITIVE, CFGRLConfig
-from cfgrl.core.flow import flow_matching_loss, flow_pair
+from cfgrl.core.flow import flow_matching_loss, flow_pair, row_stable
 from cfgrl.core.gaussian import GaussianPolicy
 from cfgrl.methods import method_class
 from tests.conftest import assert_resume_is_exact
@@ -111,14 +111,15 @@ def test_full_state_round_trip_reproduces_the_next_update_bit_for_bit(name, over
     assert_resume_is_exact(lambda seed: make_agent(name, overrides, seed=seed), make_batch())
 
 def euler_with_label(agent: CFGRL, obs: torch.Tensor, label: int, seed: int) -> torch.Tensor:
-    """Plain Euler integration of the actor's velocity for one label, with the noise `act` draws after reseed."""
+    """Plain Euler integration of the actor's velocity for one label, with the noise `act` draws after reseed (each
+    network call through row_stable, as `act` computes a row)."""
     b, steps = obs.shape[0], agent.config.flow_steps
     agent.reseed(seed)
     a = torch.randn((b, agent.action_dim), generator=agent.generator)
     labels = torch.full((b,), label, dtype=torch.long)
     with torch.no_grad():
         for i in range(steps):
-            a = a + agent.actor(obs, labels, a, torch.full((b, 1), i / steps)) / steps
+            a = a + row_stable(agent.actor, obs, labels, a, torch.full((b, 1), i / steps)) / steps
     return a.clamp(-1, 1)
 
 

@@ -9,6 +9,7 @@ import torch
 import yaml
 
 from baselines.hgcbc import HGCBC
+from cfgrl.core.flow import row_stable
 from cfgrl.data.samplers import GoalSampler, SubgoalSampler
 from cfgrl.envs.registry import resolve_env
 from cfgrl.hcfgrl import HCFGRL, HCFGRLConfig, low_level_goals
@@ -190,17 +191,18 @@ def test_act_is_bounded_and_deterministic_and_subgoals_are_not_clipped(name):
 def two_stage(agent, obs: torch.Tensor, high_goals: torch.Tensor, low_goal_rows, seed: int
               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Plain Euler integration of the high level on [s, high_goals], then of the low level on [s, low_goal_rows(z)],
-    with the noise `act` draws after reseed(seed). Returns (subgoals, actions clipped to [-1, 1])."""
+    with the noise `act` draws after reseed(seed); each network call through row_stable, as `act` computes a row.
+    Returns (subgoals, actions clipped to [-1, 1])."""
     b, steps = obs.shape[0], agent.config.flow_steps
     agent.reseed(seed)
     with torch.no_grad():
         z = torch.randn((b, agent.goal_dim), generator=agent.generator)
         for i in range(steps):
-            z = z + agent.high(torch.cat([obs, high_goals], -1), z, torch.full((b, 1), i / steps)) / steps
+            z = z + row_stable(agent.high, torch.cat([obs, high_goals], -1), z, torch.full((b, 1), i / steps)) / steps
         a = torch.randn((b, agent.action_dim), generator=agent.generator)
         low_rows = low_goal_rows(z)
         for i in range(steps):
-            a = a + agent.low(torch.cat([obs, low_rows], -1), a, torch.full((b, 1), i / steps)) / steps
+            a = a + row_stable(agent.low, torch.cat([obs, low_rows], -1), a, torch.full((b, 1), i / steps)) / steps
     return z, a.clamp(-1, 1)
 
 
