@@ -58,8 +58,8 @@ def test_tiny_spec_runs_end_to_end_and_report_matches_cells(tmp_path):
     report = (out / "report.md").read_text()
     # jobs in the order Snakemake started them: evaluations have priority, so with 4 trainings on 2 cores a
     # finished checkpoint is evaluated before the last training starts (a stopped run keeps its cells)
-    started = re.findall(r"^(?:local)?rule (\w+):$", proc.stderr, flags=re.M)
-    last_train = max(i for i, name in enumerate(started) if name == "train")
+    started = re.findall(r"^(?:local)?rule ([\w-]+):$", proc.stderr, flags=re.M)
+    last_train = max(i for i, name in enumerate(started) if name.startswith("train_"))
     assert any(name.startswith("evaluate_") for name in started[:last_train]), started
 
     # recompute every number of the report from the per-cell JSON files
@@ -84,9 +84,9 @@ def test_tiny_spec_runs_end_to_end_and_report_matches_cells(tmp_path):
         assert table[key] == float(f"{100 * np.mean(list(seeds.values())):.1f}"), key
     assert (out / "figures" / "success_vs_w_pointmaze-medium-navigate-v0.png").stat().st_size > 10_000
     assert not list((out / "figures").glob("*.pdf"))  # analysis.figure_formats: [png]
-    for log in ("train/gc_cfgrl/pointmaze-medium-navigate-v0/seed0.log", "report.log"):
+    for log in ("train/gc_cfgrl/pointmaze-medium-navigate-v0/seeds0-0.log", "report.log"):
         assert (out / "logs" / log).exists()
-    assert (out / "benchmarks" / "train" / "gcbc" / "pointmaze-medium-navigate-v0" / "seed1.tsv").exists()
+    assert (out / "benchmarks" / "train" / "gcbc" / "pointmaze-medium-navigate-v0" / "seeds1-1.tsv").exists()
 
     # nothing left to do; `figures` redraws the report without training
     model = out / "train" / "gcbc" / "pointmaze-medium-navigate-v0" / "seed0" / "model.pt"
@@ -108,8 +108,10 @@ def test_tiny_spec_runs_end_to_end_and_report_matches_cells(tmp_path):
     edited["methods"]["gcbc"]["config"]["steps"] = 301
     spec.write_text(yaml.safe_dump(edited))
     plan = snakemake(tmp_path, spec, "-n")
-    stats = dict(re.findall(r"^(\w+)\s+(\d+)$", plan.stdout, flags=re.M))
-    assert stats.get("train") == "2" and stats.get("evaluate_gcbc_test") == "2", plan.stdout[-2000:]
+    stats = dict(re.findall(r"^([\w-]+)\s+(\d+)$", plan.stdout, flags=re.M))
+    trainings = {name: n for name, n in stats.items() if name.startswith("train_")}  # one rule per training job
+    assert set(trainings) == {f"train_gcbc_pointmaze_medium_navigate_v0_seeds{s}-{s}" for s in (0, 1)}, plan.stdout
+    assert stats.get("evaluate_gcbc_test") == "2", plan.stdout[-2000:]
     assert "data" not in stats, plan.stdout[-2000:]
 
 

@@ -184,8 +184,8 @@ def test_slurm_profile_runs_the_dag_through_a_real_slurm_cluster(slurm_cluster, 
     assert all("JobState=COMPLETED" in line for line in comp), comp
     assert all(f"NodeList={slurm_cluster['host']}" in line for line in comp), comp
     logs = tmp_path / ".snakemake" / "slurm_logs"
-    job_logs = {rule: [p.read_text() for p in (logs / f"rule_{rule}").rglob("*.log")]
-                for rule in ("train", "evaluate_gcbc_test", "evaluate_gc_cfgrl_test")}
+    job_logs = {rule: [p.read_text() for folder in logs.glob(f"rule_{rule}") for p in folder.rglob("*.log")]
+                for rule in ("train_*", "evaluate_gcbc_test", "evaluate_gc_cfgrl_test")}
     assert [len(texts) for texts in job_logs.values()] == [2, 1, 1], sorted(p.name for p in logs.iterdir())
     # each log is the sbatch output of a job that ran the rule under srun to completion
     assert all("(100%) done" in text and "Provided remote nodes" in text for texts in job_logs.values()
