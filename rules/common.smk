@@ -7,6 +7,12 @@ def train_dir(label, env, seed):
     return f"{OUT}/train/{label}/{env}/seed{seed}"
 
 
+def model_file(label, env, seed, step=None):
+    """A training run's final model, or the snapshot of eval.at_steps at training step `step`."""
+    base = train_dir(label, env, seed)
+    return f"{base}/model.pt" if step is None else f"{base}/snapshots/step{step}.pt"
+
+
 def cell_file(split, label, env, seed, w, step=None):
     """One evaluation cell: split, method entry, env, training seed, w label (MethodEntry.cell_labels) and, for a
     snapshot of eval.at_steps, its training step."""
@@ -56,9 +62,11 @@ def grad_norm_files(wildcards):
 def _train_outputs(label, seed_pattern):
     """What training one seed writes (seed_pattern: a number or the {seed} wildcard)."""
     base = train_dir(label, "{env}", seed_pattern)
-    return [f"{base}/model.pt", f"{base}/metrics.csv", f"{base}/grad_norms.npz"] + [
-        f"{base}/snapshots/step{step}.pt" for step in SPEC.eval.at_steps
-    ]
+    return [
+        model_file(label, "{env}", seed_pattern),
+        f"{base}/metrics.csv",
+        f"{base}/grad_norms.npz",
+    ] + [model_file(label, "{env}", seed_pattern, step) for step in SPEC.eval.at_steps]
 
 
 def _define_train_job(labels, env, seeds):

@@ -7,18 +7,13 @@ def _define_evaluate_rule(label, splits, seeds, snapshot=False):
     entry = SPEC.methods[label]
     step = "{step}" if snapshot else None
     name = "snapshots" if snapshot else "_".join(splits)
-    model = (
-        f"{train_dir(label, '{env}', '{seed}')}/snapshots/step{{step}}.pt"
-        if snapshot
-        else f"{train_dir(label, '{env}', '{seed}')}/model.pt"
-    )
     job = f"{label}/{{env}}/seed{{seed}}-" + ("step{step}" if snapshot else name)
 
     rule:
         name:
             f"evaluate_{label}_{name}"
         input:
-            model=model,
+            model=model_file(label, "{env}", "{seed}", step),
             data=f"{OUT}/data/{{env}}.npz",
         output:
             [

@@ -144,19 +144,16 @@ def row_stable(fn: Callable[..., torch.Tensor], *inputs: torch.Tensor) -> torch.
     Evaluation relies on it: an episode's actions are the same whether it runs alone or beside others, whatever
     w they use, and as the batch shrinks when episodes end. CUDA (not bit-exact anyway): padded to MIN_ROWS."""
     b = inputs[0].shape[0]
-    if b == 0:
+    on_cpu = inputs[0].device.type == "cpu"
+    if b == 0 or (not on_cpu and b >= MIN_ROWS):
         return fn(*inputs)
-    if inputs[0].device.type != "cpu":
-        if b >= MIN_ROWS:
-            return fn(*inputs)
-        pad = [torch.cat([x, x[-1:].expand(MIN_ROWS - b, *x.shape[1:])]) for x in inputs]
-        return fn(*pad)[:b]
+    block = ROW_BLOCK if on_cpu else MIN_ROWS  # CUDA gets here with b < MIN_ROWS: one padded block
     blocks = []
-    for start in range(0, b, ROW_BLOCK):
-        part = [x[start:start + ROW_BLOCK] for x in inputs]
+    for start in range(0, b, block):
+        part = [x[start:start + block] for x in inputs]
         n = part[0].shape[0]
-        if n < ROW_BLOCK:
-            part = [torch.cat([x, x[-1:].expand(ROW_BLOCK - n, *x.shape[1:])]) for x in part]
+        if n < block:
+            part = [torch.cat([x, x[-1:].expand(block - n, *x.shape[1:])]) for x in part]
         blocks.append(fn(*part)[:n])
     return blocks[0] if len(blocks) == 1 else torch.cat(blocks)
 

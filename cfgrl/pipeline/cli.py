@@ -89,7 +89,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     bad = [s for s in splits if s not in ("test", "validation")]
     if bad:
         raise UsageError(f"--split: '{bad[0]}' is neither test nor validation")
-    n_w = 1 if entry.w is None else len(entry.w)
+    n_w = len(entry.cell_labels)
     if len(args.out) != len(splits) * n_w:
         raise UsageError(f"--out: {len(args.out)} files given for {len(splits)} split(s) x {n_w} w of "
                          f"methods.{args.method} (one per cell, split-major)")

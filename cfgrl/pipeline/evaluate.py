@@ -29,11 +29,11 @@ import torch
 
 from cfgrl.core.agent import Agent
 from cfgrl.envs.registry import EnvInfo
+from cfgrl.envs.rollout import run_lockstep
+from cfgrl.seeding import derive_seed
 
 if TYPE_CHECKING:
     from cfgrl.pipeline.spec import Spec
-from cfgrl.envs.rollout import run_lockstep
-from cfgrl.seeding import derive_seed
 
 NOISE_KEY = 1  # fifth key of an episode's policy-noise seed (its env seed has four)
 NOISE_CHUNK = 64  # steps of noise drawn at once per episode
@@ -223,6 +223,7 @@ def evaluate_job(spec: Spec, label: str, env_name: str, seed: int, model: Path, 
     from cfgrl.data.layout import DataError
     from cfgrl.io import atomic_write_json
     from cfgrl.pipeline.provenance import provenance
+    from cfgrl.pipeline.spec import w_label
     from cfgrl.pipeline.train import load_agent, make_sampler
 
     entry, env_entry = spec.methods[label], spec.envs[env_name]
@@ -258,7 +259,7 @@ def evaluate_job(spec: Spec, label: str, env_name: str, seed: int, model: Path, 
                                                          model=str(model), train_provenance=record["provenance"]))
         result.update(step=record["provenance"]["steps"], snapshot=step is not None)
         atomic_write_json(out, result)
-        lines.append(f"{split} {label} {env_name} seed{seed}" + ("" if w is None else f" w={w!r}")
+        lines.append(f"{split} {label} {env_name} seed{seed}" + ("" if w is None else f" w={w_label(w)}")
                      + f": success {result['success']:.3f}, return {result['return']:.2f} "
                      f"({len(result['episodes'])} episodes) -> {out}")
     lines.append(f"{len(cells)} cells in {next(iter(cells.values()))['wall_s']:.1f} s")

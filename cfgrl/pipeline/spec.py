@@ -284,9 +284,9 @@ class Spec:
         spec reruns exactly the jobs it touched: {'data': {env: h}, 'train': {'method|env': h}, 'eval': {env: h},
         'report': h}. Training depends on the method entry (its registry name and resolved config: every field,
         defaults included, so a changed default reruns the jobs it reaches and an override equal to the default
-        reruns nothing) and the env's data
-        settings; evaluation on the env's eval settings and the eval seeds (the checkpoint is an input already);
-        the report on everything it reads: the whole spec (analysis settings, rules, sweeps, protocol text)."""
+        reruns nothing) and the env's data settings; evaluation on the env's eval settings and the eval seeds
+        (the checkpoint is an input already); the report on everything it reads: the whole spec (analysis
+        settings, rules, sweeps, protocol text)."""
         data = {env: spec_hash({"env": env, "data": dict(e.data)}) for env, e in self.envs.items()}
         train = {f"{m}|{env}": spec_hash({"method": entry.registry, "config": asdict(entry.config),
                                           "data": data[env], "threads": self.train_threads,
