@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from cfgrl.core.agent import Range
 from cfgrl.core.flow import row_stable
 from cfgrl.core.gaussian import STD_MODES, GaussianPolicy, gaussian_log_prob
 from cfgrl.core.gradients import per_sample_grad_norms
@@ -38,6 +39,8 @@ class AWRConfig(IQLConfig):
     advantage_from: str | None = None  # 'online' or 'target' twin Q; None: online for 'fixed', target for 'learned'
 
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"std_mode": STD_MODES, "advantage_from": ("online", "target")}
+    RANGES: ClassVar[dict[str, Range]] = {"temperature": Range(0, 1e6), "max_weight": Range(0, 1e12, low_open=True),
+                                          "mean_clip": Range(0, 1e6, low_open=True)}
 
 
 class AWR(IQLAgent):

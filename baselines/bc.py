@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from cfgrl.core.agent import Agent, TrainConfig
+from cfgrl.core.agent import Agent, Range, TrainConfig
 from cfgrl.core.flow import row_stable
 from cfgrl.core.gaussian import STD_MODES, GaussianPolicy, gaussian_log_prob
 
@@ -26,6 +26,7 @@ class BCConfig(TrainConfig):
     std: float = 1.0  # the fixed std; with a fixed std the likelihood is a scaled MSE
 
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"std_mode": STD_MODES}
+    RANGES: ClassVar[dict[str, Range]] = {"std": Range(0, 1e6, low_open=True)}
 
 
 class BC(Agent):

@@ -8,10 +8,11 @@ which only adds the goal to the conditioning.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from cfgrl.core.agent import Agent, TrainConfig
+from cfgrl.core.agent import Agent, Range, TrainConfig
 from cfgrl.core.flow import FlowVelocity, flow_act, flow_matching_loss, flow_pair
 
 
@@ -21,6 +22,8 @@ class FlowBCConfig(TrainConfig):
     activation: str = "gelu"  # hidden activation (paper: GELU)
     layer_norm: bool = False  # the authors' actor has no LayerNorm
     flow_steps: int = 16  # Euler steps when sampling (paper: 16)
+
+    RANGES: ClassVar[dict[str, Range]] = {"flow_steps": Range(1, 10_000)}
 
 
 class FlowBC(Agent):

@@ -4,13 +4,17 @@ without a null goal): flow matching on hindsight goals, no guidance."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from baselines.flow_bc import FlowBC, FlowBCConfig
+from cfgrl.core.agent import Range
 
 
 @dataclass
 class FlowGCBCConfig(FlowBCConfig):
     geometric_discount: float | None = None  # None: uniform future goals (authors' code); gamma: geometric
+
+    RANGES: ClassVar[dict[str, Range]] = {"geometric_discount": Range(0, 1, low_open=True, high_open=True)}
 
 
 class FlowGCBC(FlowBC):

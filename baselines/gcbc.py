@@ -8,13 +8,17 @@ hindsight goals (future states of the same trajectory); evaluation takes the mea
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from baselines.bc import BC, BCConfig
+from cfgrl.core.agent import Range
 
 
 @dataclass
 class GCBCConfig(BCConfig):
     geometric_discount: float | None = None  # None: uniform future goals; gamma: geometric offsets
+
+    RANGES: ClassVar[dict[str, Range]] = {"geometric_discount": Range(0, 1, low_open=True, high_open=True)}
 
 
 class GCBC(BC):

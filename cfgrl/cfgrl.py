@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from cfgrl.core.agent import Range
 from cfgrl.core.flow import TIME_EMBEDDINGS, FlowVelocity, flow_act, flow_matching_loss, flow_pair
 from cfgrl.core.gradients import per_sample_grad_norms
 from cfgrl.core.iql import IQLAgent, IQLConfig, IQLCritic
@@ -68,6 +69,10 @@ class CFGRLConfig(IQLConfig):
     target_return_quantile: float = 0.9  # 'return': act toward this quantile of the returns-to-go (no reference)
 
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"label_scheme": LABEL_SCHEMES, "time_embedding": TIME_EMBEDDINGS}
+    RANGES: ClassVar[dict[str, Range]] = {"label_dim": Range(1, 65_536), "null_prob": Range(0, 1),
+                                          "null_loss_weight": Range(0, 1e6), "flow_steps": Range(1, 10_000),
+                                          "time_dim": Range(2, 65_536), "time_grid": Range(0, 1e6),
+                                          "label_bins": Range(2, 10_000), "target_return_quantile": Range(0, 1)}
 
 
 def quantile_labels(adv: torch.Tensor, bins: int) -> torch.Tensor:

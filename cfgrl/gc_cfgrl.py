@@ -10,10 +10,11 @@ w = 0 is flow BC, w = 1 flow GCBC, w > 1 the guided (improved) policy. No value 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from cfgrl.core.agent import Agent, TrainConfig
+from cfgrl.core.agent import Agent, Range, TrainConfig
 from cfgrl.core.flow import FlowVelocity, drop_to_null, flow_act, flow_matching_loss, flow_pair
 from cfgrl.core.nets import make_null_goal
 
@@ -26,6 +27,9 @@ class GCCFGRLConfig(TrainConfig):
     null_goal_prob: float = 0.1  # probability of replacing the goal by the learned null goal in training
     flow_steps: int = 16  # Euler steps when sampling
     geometric_discount: float | None = None  # None: uniform future goals (authors' code); gamma: geometric
+
+    RANGES: ClassVar[dict[str, Range]] = {"null_goal_prob": Range(0, 1), "flow_steps": Range(1, 10_000),
+                                          "geometric_discount": Range(0, 1, low_open=True, high_open=True)}
 
 
 class GCCFGRL(Agent):

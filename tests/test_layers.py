@@ -9,7 +9,8 @@ Every module of cfgrl/, baselines/ and analysis/ belongs to one layer (a new mod
     cfgrl.core                   the learning core (torch; nothing of data, envs or pipeline)
     methods                      cfgrl/cfgrl.py, gc_cfgrl.py, hcfgrl.py, baselines/ (built from cfgrl.core)
     cfgrl.methods                the registry: imports the methods by name, nothing above them
-    cfgrl.pipeline               spec, train, evaluate, provenance, cli (nothing of analysis)
+    cfgrl.pipeline               spec, train, evaluate, provenance, cli (nothing of analysis); inside the spec
+                                 package loading -> model -> checks
     analysis                     statistics, tables, figures, report, its command line (no torch, even indirectly)
 """
 
@@ -24,6 +25,7 @@ import pytest
 from tests.conftest import REPO
 
 METHOD_MODULES = ("cfgrl.cfgrl", "cfgrl.gc_cfgrl", "cfgrl.hcfgrl", "baselines")
+PIPELINE_JOBS = ("cfgrl.pipeline.train", "cfgrl.pipeline.evaluate", "cfgrl.pipeline.cli")  # what a spec serves
 LEAF = ("torch", "numpy", "cfgrl.core", "cfgrl.data", "cfgrl.envs", "cfgrl.pipeline", "cfgrl.methods", "analysis",
         *METHOD_MODULES)
 FORBIDDEN = {
@@ -43,6 +45,9 @@ FORBIDDEN = {
     "methods": ("cfgrl.data", "cfgrl.envs", "cfgrl.pipeline", "cfgrl.methods", "analysis"),
     "cfgrl.methods": ("cfgrl.data", "cfgrl.envs", "cfgrl.pipeline", "analysis"),
     "cfgrl.pipeline": ("analysis",),
+    "cfgrl.pipeline.spec.model": ("analysis", "cfgrl.pipeline.spec.loading", *PIPELINE_JOBS),
+    "cfgrl.pipeline.spec.checks": ("analysis", "cfgrl.pipeline.spec.loading", "cfgrl.pipeline.spec.model",
+                                   *PIPELINE_JOBS),
     "cfgrl.__main__": ("analysis",),
     "analysis": ("torch", "cfgrl.core", "cfgrl.methods", *METHOD_MODULES),
 }

@@ -63,6 +63,30 @@ def test_training_hash_is_taken_over_the_resolved_config(tmp_path, monkeypatch):
     assert train_hash(GOOD, "d") != plain
 
 
+def test_every_numeric_config_field_declares_its_range_beside_it():
+    """Each int / float field of every registered method's config has a Range in its class hierarchy's RANGES
+    (a new field without one fails here), and a value just outside it is refused with that range."""
+    import types
+    import typing
+    from dataclasses import fields
+
+    from cfgrl.methods import METHODS
+
+    for name, cls in METHODS.items():
+        hints = typing.get_type_hints(cls.Config)
+        ranges = cls.Config.ranges()
+        for f in fields(cls.Config):
+            hint = hints[f.name]
+            kinds = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)  # int | None: both
+            if int in kinds or float in kinds:
+                assert f.name in ranges, f"{name}: config field {f.name!r} has no Range in its class's RANGES"
+        assert set(ranges) <= {f.name for f in fields(cls.Config)}, f"{name}: a Range names no field"
+    flow_steps = METHODS["gc_cfgrl"].Config.ranges()["flow_steps"]
+    assert flow_steps.text() == "[1, 10000]" and 1 in flow_steps and 0 not in flow_steps
+    expectile = METHODS["cfgrl"].Config.ranges()["expectile"]
+    assert expectile.text() == "(0, 1)" and 0.5 in expectile and 1 not in expectile and 0 not in expectile
+
+
 def _mutated(change):
     return mutated(GOOD, change)
 

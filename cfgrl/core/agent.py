@@ -14,6 +14,36 @@ from cfgrl.seeding import derive_seed
 PRECISIONS = ("fp32", "bf16")
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric config field may take: low to high, each end included unless it is open."""
+
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, x: float) -> bool:
+        above = x > self.low if self.low_open else x >= self.low
+        below = x < self.high if self.high_open else x <= self.high
+        return above and below
+
+    def text(self) -> str:
+        """'[1, 1000000000]', '(0, 1]', ...: integers in full, others as %g."""
+        def number(x: float) -> str:
+            return f"{int(x)}" if float(x).is_integer() else f"{x:g}"
+
+        return f"{'(' if self.low_open else '['}{number(self.low)}, {number(self.high)}{')' if self.high_open else ']'}"
+
+
+def _merged(cls: type, table: str) -> dict[str, Any]:
+    """A class-level table (`CHOICES`, `RANGES`) merged over the class hierarchy, subclasses last."""
+    out: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        out.update(vars(klass).get(table, {}))
+    return out
+
+
 @dataclass
 class TrainConfig:
     """Fields every method has. Methods subclass this and add their own, each with a comment."""
@@ -38,17 +68,24 @@ class TrainConfig:
     # on CPUs without bf16 units (this project's AVX2 machine) the paper-size update ran 11x slower
     precision: str = "fp32"
 
-    # the values each enumerated field may take (spec validation reads them through `choices()`)
+    # the values each enumerated field may take, and the range of each numeric one (spec validation reads them
+    # through `choices()` and `ranges()`); every subclass declares those of the fields it adds
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"init": INITS, "arch": ARCHS, "activation": tuple(ACTIVATIONS),
                                                      "precision": PRECISIONS}
+    RANGES: ClassVar[dict[str, Range]] = {"steps": Range(1, 1e9), "batch_size": Range(1, 1e6),
+                                          "lr": Range(0, 1, low_open=True), "weight_decay": Range(0, 1),
+                                          "log_every": Range(1, 1e9), "checkpoint_every": Range(1, 1e9),
+                                          "snapshot_every": Range(1, 1e9)}
 
     @classmethod
     def choices(cls) -> dict[str, tuple[Any, ...]]:
         """Enumerated fields and their allowed values, merged over the config's class hierarchy."""
-        out: dict[str, tuple[Any, ...]] = {}
-        for klass in reversed(cls.__mro__):
-            out.update(vars(klass).get("CHOICES", {}))
-        return out
+        return _merged(cls, "CHOICES")
+
+    @classmethod
+    def ranges(cls) -> dict[str, Range]:
+        """Numeric fields and their ranges, merged over the config's class hierarchy."""
+        return _merged(cls, "RANGES")
 
 
 class Agent(nn.Module):
