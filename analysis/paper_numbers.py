@@ -17,6 +17,8 @@ paper's row name, so lookups work whichever suffix a spec uses.
 Methods: the paper's column names, with the suite method and w each corresponds to in SUITE_METHOD (Flow GCBC is
 goal-conditioned CFGRL at w = 1; the paper's GC CFGRL uses w = 3 for every task). The AWR / CFGRL / hierarchical
 suite method names are the names this module expects the registry to use; change SUITE_METHOD if they differ.
+The paper's figures and tables are data here too (FIG3_TEMPERATURE_VS_W, FIG4_FAMILIES, PAPER_TABLES): this is the
+one analysis module that names registered methods and env kinds; the report and the plots take them from here.
 """
 
 from __future__ import annotations
@@ -38,6 +40,16 @@ SUITE_METHOD: dict[str, tuple[str, float | None]] = {
     "Flow HGCBC": ("flow_hgcbc", None),
     "HCFGRL": ("hcfgrl", 3.0),
 }
+
+# Fig. 3: AWR vs its temperature T beside CFGRL vs w, by registered method (one spec entry per T for AWR)
+FIG3_TEMPERATURE_VS_W: tuple[str, str] = ("awr", "cfgrl")
+# Figs. 4/6: the goal-conditioned families vs w, by registered method: (guided method, its unguided baselines)
+FIG4_FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "flat": ("gc_cfgrl", ("bc", "flow_bc", "gcbc", "flow_gcbc")),
+    "hierarchical": ("hcfgrl", ("hgcbc", "flow_hgcbc")),
+}
+# env kind (cfgrl.envs.registry) -> the paper's table of its envs
+PAPER_TABLES: dict[str, str] = {"dmc": "1", "ogbench-single": "2", "ogbench-goal": "3-flat"}
 
 # Table 1, ExORL: env -> {method: (mean, std)}; episode return.
 TABLE1: dict[str, dict[str, tuple[float, float]]] = {

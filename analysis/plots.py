@@ -40,13 +40,14 @@ def _band(ax: plt.Axes, s: pd.DataFrame, x: str, scale: float, color: str, label
     ax.fill_between(s[x], scale * s["ci_low"], scale * s["ci_high"], color=color, alpha=0.2, lw=0)
 
 
-def temperature_and_w(cells: pd.DataFrame, stem: Path, envs: Sequence[str] | None = None, awr: str = "awr",
-                      cfgrl: str = "cfgrl", temperature: str = "temperature", knob: str = "w",
+def temperature_and_w(cells: pd.DataFrame, stem: Path, awr: str, cfgrl: str, envs: Sequence[str] | None = None,
+                      temperature: str = "temperature", knob: str = "w",
                       value: str = "success", scale: float = 100.0, ylabel: str = "success rate (%)",
                       ncols: int = 3, ci: float = 0.95) -> list[Path]:
     """Fig. 3 style: per env, AWR vs its temperature T (log axis) beside CFGRL vs w, on a shared y axis.
 
-    cells: the cells table; AWR rows carry T in the column `temperature`, CFGRL rows w in `knob`.
+    cells: the cells table; AWR rows (method `awr`) carry T in the column `temperature`, CFGRL rows (method
+    `cfgrl`) w in `knob`.
     """
     if temperature not in cells.columns:
         raise KeyError(f"cells have no {temperature!r} column: AWR rows need their temperature there")
@@ -133,15 +134,15 @@ def comparison_plot(comparison: pd.DataFrame, stem: Path, scale: float = 100.0, 
         return save(fig, stem)
 
 
-def gc_family_vs_w(cells: pd.DataFrame, stem: Path, envs: Sequence[str] | None = None,
-                   flat: tuple[str, Sequence[str]] = ("gc_cfgrl", ("bc", "flow_bc", "gcbc", "flow_gcbc")),
-                   hierarchical: tuple[str, Sequence[str]] = ("hcfgrl", ("hgcbc", "flow_hgcbc")), knob: str = "w",
+def gc_family_vs_w(cells: pd.DataFrame, stem: Path, flat: tuple[str, Sequence[str]],
+                   hierarchical: tuple[str, Sequence[str]], envs: Sequence[str] | None = None, knob: str = "w",
                    value: str = "success", scale: float = 100.0, ylabel: str = "success rate (%)", ci: float = 0.95
                    ) -> list[Path]:
     """Goal-conditioned family vs w: one row of panels for the flat family and one for the hierarchical one
     (a family whose guided method has no cells is left out), one column per env.
 
-    flat / hierarchical: (guided method, its unguided baselines drawn as horizontal levels with CI bands).
+    flat / hierarchical: (guided method, its unguided baselines drawn as horizontal levels with CI bands), e.g.
+    analysis.paper_numbers.FIG4_FAMILIES.
     The guided method's w = 0 is flow BC and w = 1 flow GCBC (HGCBC for the hierarchical row).
     """
     families = [(name, fam) for name, fam in (("flat", flat), ("hierarchical", hierarchical))

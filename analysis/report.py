@@ -13,7 +13,7 @@ import pandas as pd
 
 from analysis.aggregate import iqm_ci, probability_of_improvement, score_matrices
 from analysis.figures import figure_formats, role_colors, success_vs_w
-from analysis.paper_numbers import SUITE_METHOD, lookup
+from analysis.paper_numbers import FIG3_TEMPERATURE_VS_W, FIG4_FAMILIES, PAPER_TABLES, SUITE_METHOD, lookup
 from analysis.plots import (
     aggregate_plot,
     comparison_plot,
@@ -378,11 +378,12 @@ def _family_section(spec: Spec, cells: pd.DataFrame, outdir: Path) -> list[str]:
         return []
     test = split_rows(cells)
     test = test.assign(method=test["registry"].fillna(test["method"]))
-    if not test["method"].isin(["gc_cfgrl", "hcfgrl"]).any():
+    if not test["method"].isin([guided for guided, _ in FIG4_FAMILIES.values()]).any():
         return []
     a = spec.analysis
     stem = outdir / "figures" / "gc_family_vs_w"
-    gc_family_vs_w(test[test["env"].map(env_metric) == "success"], stem, ci=a.ci)
+    gc_family_vs_w(test[test["env"].map(env_metric) == "success"], stem, FIG4_FAMILIES["flat"],
+                   FIG4_FAMILIES["hierarchical"], ci=a.ci)
     return ["## The goal-conditioned family vs w (paper's Figs. 4/6)", "",
             f"![goal-conditioned family vs w](figures/{stem.name}.png)", ""]
 
@@ -503,22 +504,20 @@ def _temperature_section(cells: pd.DataFrame, outdir: Path) -> list[str]:
     if "registry" not in cells.columns:
         return []
     test = split_rows(cells)
-    awr = test[test["registry"] == "awr"].assign(method="awr")
-    cfg = test[test["registry"] == "cfgrl"].assign(method="cfgrl")
+    awr_name, cfgrl_name = FIG3_TEMPERATURE_VS_W
+    awr = test[test["registry"] == awr_name].assign(method=awr_name)
+    cfg = test[test["registry"] == cfgrl_name].assign(method=cfgrl_name)
     parts = []
     for value in ("success", "return"):
         envs = sorted(e for e in set(awr["env"]) & set(cfg["env"]) if env_metric(e) == value)
         if not envs:
             continue
         stem = outdir / "figures" / f"awr_temperature_vs_cfgrl_w_{value}"
-        temperature_and_w(pd.concat([awr, cfg]), stem, envs=envs, value=value,
+        temperature_and_w(pd.concat([awr, cfg]), stem, awr_name, cfgrl_name, envs=envs, value=value,
                           scale=100.0 if value == "success" else 1.0,
                           ylabel="success rate (%)" if value == "success" else "return")
         parts += [f"![AWR vs T beside CFGRL vs w ({value})](figures/{stem.name}.png)", ""]
     return (["## AWR temperature vs CFGRL guidance (paper's Fig. 3)", "", *parts]) if parts else []
-
-
-PAPER_TABLES = {"dmc": "1", "ogbench-single": "2", "ogbench-goal": "3-flat"}
 
 
 def _paper_tables(spec: Spec, cells: pd.DataFrame, reported: dict[str, pd.DataFrame], outdir: Path

@@ -120,3 +120,15 @@ def test_every_layer_is_a_package_with_a_docstring():
     for package in ("core", "data", "envs", "pipeline"):
         init = REPO / "cfgrl" / package / "__init__.py"
         assert ast.get_docstring(ast.parse(init.read_text())), f"cfgrl/{package}/__init__.py explains its layer"
+
+
+def test_only_paper_numbers_names_registered_methods_in_analysis():
+    """The report and the plots take the paper's method choices (figures, tables, paper names) from
+    analysis/paper_numbers.py; no other analysis module spells a registered method's name."""
+    from cfgrl.methods import METHODS
+
+    named = sorted(f"{path.relative_to(REPO)}:{node.lineno} {node.value!r}"
+                   for path in SOURCES if path.parts[-2] == "analysis" and path.name != "paper_numbers.py"
+                   for node in ast.walk(ast.parse(path.read_text()))
+                   if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in METHODS)
+    assert not named, f"method names outside analysis/paper_numbers.py: {named}"

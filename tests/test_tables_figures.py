@@ -11,7 +11,7 @@ import pytest
 from analysis import plots
 from analysis.aggregate import iqm_ci, performance_profiles, probability_of_improvement, score_matrices
 from analysis.figures import figure_formats, role_colors
-from analysis.paper_numbers import lookup, paper_key, reference_table
+from analysis.paper_numbers import FIG3_TEMPERATURE_VS_W, FIG4_FAMILIES, lookup, paper_key, reference_table
 from analysis.significance import compare_methods
 from analysis.tables import bold_mask, latex_escape, results_table, to_latex, to_markdown
 from tests.synthetic import synthetic_cells
@@ -155,15 +155,16 @@ def cells():
 
 
 def test_fig_temperature_and_w(cells, tmp_path):
-    assert_written(plots.temperature_and_w(cells, tmp_path / "a"))
+    assert_written(plots.temperature_and_w(cells, tmp_path / "a", *FIG3_TEMPERATURE_VS_W))
 
 
 def test_figure_formats_block_chooses_the_files_written(cells, tmp_path):
     with figure_formats(("png", "svg")):
-        paths = plots.temperature_and_w(cells, tmp_path / "a")
+        paths = plots.temperature_and_w(cells, tmp_path / "a", *FIG3_TEMPERATURE_VS_W)
     assert [p.suffix for p in paths] == [".png", ".svg"] and b"<svg" in paths[1].read_bytes()[:500]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a.svg"]
-    assert [p.suffix for p in plots.temperature_and_w(cells, tmp_path / "b")] == [".png", ".pdf"]  # block left
+    after = plots.temperature_and_w(cells, tmp_path / "b", *FIG3_TEMPERATURE_VS_W)
+    assert [p.suffix for p in after] == [".png", ".pdf"]  # the block left
 
 
 def test_fig_comparison(cells, tmp_path):
@@ -173,9 +174,10 @@ def test_fig_comparison(cells, tmp_path):
 
 def test_fig_gc_family(cells, tmp_path):
     family = ("#d62728", "#2ca02c")  # the guided method red, the first baseline green
-    assert_written(plots.gc_family_vs_w(cells, tmp_path / "c"), family)
+    families = FIG4_FAMILIES["flat"], FIG4_FAMILIES["hierarchical"]
+    assert_written(plots.gc_family_vs_w(cells, tmp_path / "c", *families), family)
     flat_only = cells[~cells["method"].isin(["hcfgrl", "hgcbc"])]
-    assert_written(plots.gc_family_vs_w(flat_only, tmp_path / "c_flat"), family)
+    assert_written(plots.gc_family_vs_w(flat_only, tmp_path / "c_flat", *families), family)
 
 
 def test_gradient_concentration_and_figure(tmp_path):
