@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 
@@ -33,6 +34,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    started = time.monotonic()
     from cfgrl.pipeline.cli import suite_errors
 
     parser = argparse.ArgumentParser(prog="cfgrl-analysis", description=__doc__,
@@ -56,6 +58,10 @@ def main(argv: list[str] | None = None) -> None:
     except suite_errors() as err:  # one line, as the cfgrl command gives them
         sys.stderr.write(f"error: {' '.join(str(err).split())}\n")
         sys.exit(1)
+    if args.command == "cells":  # a job of the cost table (the report's own job is not in it)
+        from cfgrl.pipeline.usage import usage_line
+
+        sys.stderr.write(usage_line(started) + "\n")
 
 
 if __name__ == "__main__":

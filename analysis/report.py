@@ -34,6 +34,7 @@ from cfgrl.envs.registry import KINDS, resolve_env
 from cfgrl.io import atomic_write_text
 from cfgrl.pipeline.provenance import code_version
 from cfgrl.pipeline.spec import SelectRule, Spec, w_label
+from cfgrl.pipeline.usage import read_usage
 
 MAIN_HEADER = ["method", "w", "seeds", "success", "std"]
 
@@ -637,23 +638,28 @@ def _last(table: pd.DataFrame, column: str) -> float:
 
 
 def _cost_section(outdir: Path) -> list[str]:
-    """What the run cost, from Snakemake's benchmark files: per kind of job and per method entry, the number of
-    jobs, their wall time and CPU time (sums) and the peak resident memory."""
+    """What the run cost: per kind of job and per method entry, the number of jobs, their wall time and CPU time
+    (sums) and the peak resident memory. Wall time from Snakemake's benchmark files; CPU time from the
+    job's own record at the end of its log (cfgrl.pipeline.usage: getrusage, worker processes included) where it
+    has one, else the benchmark file's cpu_time (sampled while the job runs, so short jobs are undercounted)."""
     rows = []
     for path in sorted((outdir / "benchmarks").rglob("*.tsv")):
-        rel = path.relative_to(outdir / "benchmarks").parts
-        kind = rel[0] if len(rel) > 1 else path.stem
+        rel = path.relative_to(outdir / "benchmarks")
+        kind = rel.parts[0] if len(rel.parts) > 1 else path.stem
         if kind == "report":  # the report's own job is running (a benchmark file there is an older run's)
             continue
-        method = rel[1] if kind in ("train", "eval") and len(rel) > 2 else ""
+        method = rel.parts[1] if kind in ("train", "eval") and len(rel.parts) > 2 else ""
         try:
             b = pd.read_csv(path, sep="\t")
         except (OSError, ValueError, pd.errors.EmptyDataError):
             continue
         if b.empty:
             continue
-        rows.append({"kind": kind, "method": method, "wall_s": _last(b, "s"), "cpu_s": _last(b, "cpu_time"),
-                     "max_rss_mb": _last(b, "max_rss")})
+        usage = read_usage((outdir / "logs" / rel).with_suffix(".log"))
+        rows.append({"kind": kind, "method": method, "wall_s": _last(b, "s"),
+                     "cpu_s": float(usage["cpu_s"]) if usage else _last(b, "cpu_time"),
+                     "cpu_from_job": usage is not None,
+                     "max_rss_mb": np.nanmax([_last(b, "max_rss"), float(usage["max_rss_mb"]) if usage else np.nan])})
     if not rows:
         return []
     t = pd.DataFrame(rows)
@@ -668,10 +674,16 @@ def _cost_section(outdir: Path) -> list[str]:
     total = [["all", str(len(t)), f"{t['wall_s'].sum():.0f}", f"{t['cpu_s'].sum():.0f}",
               f"{t['max_rss_mb'].max():.0f}"]]
     per_method = t[t["method"] != ""]
+    own = int(t["cpu_from_job"].sum())
+    source = (f"CPU time (user + sys) as each job measured itself ({own} of {len(t)} jobs: getrusage, its worker "
+              "processes included, the last line of its log)"
+              + ("" if own == len(t) else f"; for the other {len(t) - own}, Snakemake's sampled cpu_time, which "
+                 "misses a job's last seconds"))
     return ["## What the run cost", "",
-            "From Snakemake's benchmark files (one per job; the report's own job is not in it): wall and CPU time "
-            "summed over jobs (jobs run in parallel, so the run's wall time is less than the sum), peak resident "
-            "memory of the largest job.", "",
+            "One row per kind of job (the report's own job is not in it): wall time from Snakemake's benchmark "
+            "files, summed over jobs (jobs run in parallel, so the run's wall time is less than the sum); "
+            f"{source}; peak resident memory of the largest job (the larger of its benchmark file's, the process "
+            "tree sampled, and its own record's, its largest process).", "",
             _table(["kind", *head], table(["kind"]) + total), "",
             *([_table(["kind", "method", *head], [r for r in table(["kind", "method"]) if r[1]]), ""]
               if not per_method.empty else [])]

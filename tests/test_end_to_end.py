@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from cfgrl.pipeline.spec import w_label
+from cfgrl.pipeline.usage import read_usage
 from tests.conftest import REPO
 
 TINY = {
@@ -87,6 +88,8 @@ def test_tiny_spec_runs_end_to_end_and_report_matches_cells(tmp_path):
     for log in ("train/gc_cfgrl/pointmaze-medium-navigate-v0/seeds0-0.log", "report.log"):
         assert (out / "logs" / log).exists()
     assert (out / "benchmarks" / "train" / "gcbc" / "pointmaze-medium-navigate-v0" / "seeds1-1.tsv").exists()
+    usage = read_usage(out / "logs" / "train" / "gcbc" / "pointmaze-medium-navigate-v0" / "seeds1-1.log")
+    assert usage is not None and usage["cpu_s"] > 0  # the job's own CPU time, the cost table's source
 
     # nothing left to do; `figures` redraws the report without training
     model = out / "train" / "gcbc" / "pointmaze-medium-navigate-v0" / "seed0" / "model.pt"
@@ -150,6 +153,8 @@ def test_every_goal_conditioned_method_runs_through_the_pipeline(tmp_path):
                        / "w2.json").read_text())
     assert snap["step"] == 50 and snap["snapshot"] is True
     assert "## What the run cost" in report and "| train |" in report
+    own = re.search(r"as each job measured itself \((\d+) of (\d+) jobs", report)
+    assert own and own[1] == own[2], "every job of the cost table records its own CPU time"
     if "tensorboard" in logging:
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from cfgrl.pipeline.spec import EnvEntry, MethodEntry, Spec, load_spec
@@ -105,7 +106,11 @@ def cmd_data_hash(args: argparse.Namespace) -> None:
         print(f"{data_hash(path)}  {path}")
 
 
+JOB_COMMANDS = ("data", "exorl-domain", "train", "evaluate")  # the DAG's jobs: each ends its log with its usage
+
+
 def main(argv: list[str] | None = None) -> None:
+    started = time.monotonic()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["download"]:  # its own parser: download {ogbench NAME | exorl DOMAIN | url URL...}
         from cfgrl.data.download import main_download
@@ -169,6 +174,10 @@ def main(argv: list[str] | None = None) -> None:
     except suite_errors() as err:  # the suite's own errors are one line; tracebacks are for real bugs
         sys.stderr.write(f"error: {' '.join(str(err).split())}\n")
         sys.exit(1)
+    if args.command in JOB_COMMANDS:
+        from cfgrl.pipeline.usage import usage_line
+
+        sys.stderr.write(usage_line(started) + "\n")
 
 
 def suite_errors() -> tuple[type[BaseException], ...]:
