@@ -26,15 +26,15 @@ from analysis.plots import (
     temperature_and_w,
     training_curves,
 )
+from analysis.run_record import cost_section, provenance_section
 from analysis.selection import env_metric, reported_rows, rows_for, split_rows
 from analysis.significance import compare_rows
 from analysis.stats import paired_differences, summarize_by
-from analysis.tables import results_table, to_latex, to_markdown
+from analysis.tables import markdown_table, results_table, to_latex, to_markdown
 from cfgrl.envs.registry import KINDS, resolve_env
 from cfgrl.io import atomic_write_text
 from cfgrl.pipeline.provenance import code_version
 from cfgrl.pipeline.spec import SelectRule, Spec, w_label
-from cfgrl.pipeline.usage import read_usage
 
 MAIN_HEADER = ["method", "w", "seeds", "success", "std"]
 
@@ -60,12 +60,6 @@ def pval(p: float) -> str:
 def w_text(w: float) -> str:
     """A w as everywhere else (cfgrl.pipeline.spec.w_label: exact, distinct w never print alike); '—': none."""
     return "—" if np.isnan(w) else w_label(w)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def _protocol(spec: Spec) -> str:
@@ -160,7 +154,8 @@ def _env_section(spec: Spec, cells: pd.DataFrame, env: str, outdir: Path) -> lis
     what = "Success rate (%)" if value == "success" else "Episode return"
     parts = [f"## {env}", "", f"{what}, mean over seeds of the per-seed mean over episodes"
              + (" (normalised score: minari.get_normalized_score x 100, 0 = random, 100 = expert)." if normalised
-                else " (return: undiscounted episode return)." if with_return else "."), "", _table(header, rows), ""]
+                else " (return: undiscounted episode return)." if with_return else "."), "",
+             markdown_table(header, rows), ""]
     unit = "percentage points" if value == "success" else "return"
     for method in sorted(sub["method"].unique()):
         if not _is_guided(spec, method) or 1.0 not in set(sub[sub["method"] == method]["w"]):
@@ -173,7 +168,7 @@ def _env_section(spec: Spec, cells: pd.DataFrame, env: str, outdir: Path) -> lis
             continue
         parts += [f"Paired on checkpoints: `{method}` {value}(w) - {value}(w = 1), {unit}; {ci_pct}% t-interval "
                   "of the per-seed differences.", "",
-                  _table(["w", "difference", f"{ci_pct}% CI", "seeds better/worse/all"], rows), ""]
+                  markdown_table(["w", "difference", f"{ci_pct}% CI", "seeds better/worse/all"], rows), ""]
     parts += _per_task_section(sub, env)
     stem = outdir / "figures" / f"{value}_vs_w_{slug(env)}"
     success_vs_w(summary, env, stem, ylabel="success rate (%)" if value == "success" else "return",
@@ -209,7 +204,7 @@ def _per_task_section(sub: pd.DataFrame, env: str) -> list[str]:
                         & ((means["w"] == w) | (np.isnan(w) & means["w"].isna()))]
             row.append(pct(float(hit["mean"].iloc[0])) if len(hit) else "—")
         rows.append(row)
-    return [f"Success per evaluation task (%), mean over {n} seeds:", "", _table(header, rows), ""]
+    return [f"Success per evaluation task (%), mean over {n} seeds:", "", markdown_table(header, rows), ""]
 
 
 def paper_names(registry: str, select: SelectRule | None) -> list[str]:
@@ -294,8 +289,9 @@ def _comparisons(spec: Spec, cells: pd.DataFrame, reported: dict[str, pd.DataFra
                     comparison_plot(comp, stem, scale=100.0 if value == "success" else 1.0,
                                     xlabel="success rate (%)" if value == "success" else "return")
                     figures.append(f"![{method} vs {label} ({value})](figures/{stem.name}.png)")
-    parts += ["", _table(["env", "metric", "A", "B", "mean A", "n A", "mean B", "n B", "A - B [CI]", "Welch p",
-                          "MWU p", "perm p", "Holm p", "Hedges g"], table), "", *[f + "\n" for f in figures]]
+    header = ["env", "metric", "A", "B", "mean A", "n A", "mean B", "n B", "A - B [CI]", "Welch p", "MWU p", "perm p",
+              "Holm p", "Hedges g"]
+    parts += ["", markdown_table(header, table), "", *[f + "\n" for f in figures]]
     paper = []
     for env in sorted(cells["env"].unique()):
         for label in reported:
@@ -307,7 +303,7 @@ def _comparisons(spec: Spec, cells: pd.DataFrame, reported: dict[str, pd.DataFra
     if paper:
         parts += ["The paper's numbers for the same cells (mean ± std over its seeds; success in %, return as is):",
                   "",
-                  _table(["env", "our entry", "paper's column", "paper"], paper), ""]
+                  markdown_table(["env", "our entry", "paper's column", "paper"], paper), ""]
     return parts
 
 
@@ -355,9 +351,9 @@ def _aggregate_section(spec: Spec, reported: dict[str, pd.DataFrame], outdir: Pa
         rows = [[r.method, str(r.n_seeds), pct(r.estimate), f"[{pct(r.ci_low)}, {pct(r.ci_high)}]"]
                 for r in iqm.itertuples()]
         parts += [f"### {len(envs)} env(s): {', '.join(env_order)}", "",
-                  _table(["reported row", "seeds", "IQM (%)", f"{int(100 * a.ci)}% CI"], rows), ""]
+                  markdown_table(["reported row", "seeds", "IQM (%)", f"{int(100 * a.ci)}% CI"], rows), ""]
         if poi is not None:
-            parts += [_table(["P(X > Y)", "estimate", f"{int(100 * a.ci)}% CI"],
+            parts += [markdown_table(["P(X > Y)", "estimate", f"{int(100 * a.ci)}% CI"],
                              [[f"{r.x} > {r.y}", num(r.poi, 2), f"[{num(r.ci_low, 2)}, {num(r.ci_high, 2)}]"]
                               for r in poi.itertuples()]), ""]
         parts += [f"![aggregate {k}](figures/{stem.name}.png)", ""]
@@ -408,7 +404,7 @@ def _gradient_section(spec: Spec, outdir: Path) -> list[str]:
         parts += [f"### Per-sample actor-gradient norms on {env} (paper's Fig. 2)", "",
                   "Share of the total gradient mass carried by the largest-norm samples of one batch per seed "
                   "(uniform norms would give 1% and 10%).", "",
-                  _table(["method", "samples", "top 1% share (%)", "top 10% share (%)"], rows), "",
+                  markdown_table(["method", "samples", "top 1% share (%)", "top 10% share (%)"], rows), "",
                   f"![gradient norms on {env}](figures/{stem.name}.png)", ""]
     return parts
 
@@ -495,7 +491,7 @@ def _divergence_section(spec: Spec, cells: pd.DataFrame, outdir: Path) -> list[s
                      f"{g['divergence'].mean():.3f}", "" if not np.isfinite(mse) else f"{mse:.3f}",
                      "" if not np.isfinite(kl) else f"{kl:.2f}",
                      f"{fmt(value, m)} [{fmt(value, lo)}, {fmt(value, hi)}]"])
-    parts += [_table(["env", "method", "w or T", "n seeds", "||a - a_data||^2", "||a_w - a_0||^2",
+    parts += [markdown_table(["env", "method", "w or T", "n seeds", "||a - a_data||^2", "||a_w - a_0||^2",
                       "KL(pi_w || pi_0) (k-NN)", f"performance, mean [{int(100 * a.ci)}% CI]"], rows), ""]
     return parts
 
@@ -554,41 +550,6 @@ def _paper_tables(spec: Spec, cells: pd.DataFrame, reported: dict[str, pd.DataFr
     return (["## The paper's tables", "", *parts]) if parts else []
 
 
-PROVENANCE_COLUMNS = {"data_sha256": "dataset hash (sha256 of the arrays, `cfgrl data-hash FILE`)",
-                      "cpu": "CPU that trained the checkpoints",
-                      "cpu_kernels": "CPU kernels of the training jobs (CFGRL_CPU_KERNELS, cfgrl/cpu_kernels.py)",
-                      "environment_hash": "installed-packages hash",
-                      "code_version": "code version"}
-
-
-def _provenance_section(cells: pd.DataFrame) -> list[str]:
-    """What produced the cells: per env the dataset hashes, and across cells the CPUs, installed-package sets and
-    code versions, each with its count of cells; a line of warning wherever one quantity has several values."""
-    parts = ["## Provenance", ""]
-    if "data_sha256" in cells.columns:
-        for env, group in cells.groupby("env"):
-            hashes = group["data_sha256"].dropna().unique()
-            text = ", ".join(f"`{h[:16]}`" for h in hashes) if len(hashes) else "not recorded"
-            warn = " (**several**: the cells did not all train on the same data)" if len(hashes) > 1 else ""
-            parts.append(f"- `{env}`: dataset hash {text}{warn}.")
-    for column, what in PROVENANCE_COLUMNS.items():
-        if column == "data_sha256" or column not in cells.columns:
-            continue
-        counts = cells[column].fillna("unknown").value_counts()
-        text = "; ".join(f"`{v}` ({n} cells)" for v, n in counts.items())
-        warn = " **Several values: numbers may differ for that reason alone.**" if len(counts) > 1 else ""
-        parts.append(f"- {what}: {text}.{warn}")
-    if "path" in cells.columns and len(cells):
-        try:
-            with open(cells["path"].iloc[0]) as f:
-                packages = json.load(f)["provenance"].get("packages") or {}
-            parts.append("- package versions (first cell): "
-                         + ", ".join(f"{k} {v}" for k, v in packages.items() if v is not None) + ".")
-        except (OSError, ValueError, KeyError):
-            pass
-    return parts + [""]
-
-
 def _steps_section(spec: Spec, cells: pd.DataFrame, snapshots: pd.DataFrame, outdir: Path) -> list[str]:
     """Performance over training steps (eval.at_steps snapshots and the final model), per env and method."""
     if snapshots.empty:
@@ -632,63 +593,6 @@ def _curves_section(spec: Spec, outdir: Path) -> list[str]:
     return ["## Training curves", "", *parts] if parts else []
 
 
-def _last(table: pd.DataFrame, column: str) -> float:
-    """The last row's value of a benchmark column as a number (NaN when absent or not a number)."""
-    return float(pd.to_numeric(table[column], errors="coerce").iloc[-1]) if column in table else float("nan")
-
-
-def _cost_section(outdir: Path) -> list[str]:
-    """What the run cost: per kind of job and per method entry, the number of jobs, their wall time and CPU time
-    (sums) and the peak resident memory. Wall time from Snakemake's benchmark files; CPU time from the
-    job's own record at the end of its log (cfgrl.pipeline.usage: getrusage, worker processes included) where it
-    has one, else the benchmark file's cpu_time (sampled while the job runs, so short jobs are undercounted)."""
-    rows = []
-    for path in sorted((outdir / "benchmarks").rglob("*.tsv")):
-        rel = path.relative_to(outdir / "benchmarks")
-        kind = rel.parts[0] if len(rel.parts) > 1 else path.stem
-        if kind == "report":  # the report's own job is running (a benchmark file there is an older run's)
-            continue
-        method = rel.parts[1] if kind in ("train", "eval") and len(rel.parts) > 2 else ""
-        try:
-            b = pd.read_csv(path, sep="\t")
-        except (OSError, ValueError, pd.errors.EmptyDataError):
-            continue
-        if b.empty:
-            continue
-        usage = read_usage((outdir / "logs" / rel).with_suffix(".log"))
-        rows.append({"kind": kind, "method": method, "wall_s": _last(b, "s"),
-                     "cpu_s": float(usage["cpu_s"]) if usage else _last(b, "cpu_time"),
-                     "cpu_from_job": usage is not None,
-                     "max_rss_mb": np.nanmax([_last(b, "max_rss"), float(usage["max_rss_mb"]) if usage else np.nan])})
-    if not rows:
-        return []
-    t = pd.DataFrame(rows)
-
-    def table(groups: list[str]) -> list[list[str]]:
-        g = t.groupby(groups, sort=True).agg(jobs=("wall_s", "size"), wall=("wall_s", "sum"), cpu=("cpu_s", "sum"),
-                                             rss=("max_rss_mb", "max")).reset_index()
-        return [[*(str(r[c]) for c in groups), str(int(r.jobs)), f"{r.wall:.0f}", f"{r.cpu:.0f}", f"{r.rss:.0f}"]
-                for _, r in g.iterrows()]
-
-    head = ["jobs", "wall s (sum)", "CPU s (sum)", "peak RSS (MB)"]
-    total = [["all", str(len(t)), f"{t['wall_s'].sum():.0f}", f"{t['cpu_s'].sum():.0f}",
-              f"{t['max_rss_mb'].max():.0f}"]]
-    per_method = t[t["method"] != ""]
-    own = int(t["cpu_from_job"].sum())
-    source = (f"CPU time (user + sys) as each job measured itself ({own} of {len(t)} jobs: getrusage, its worker "
-              "processes included, the last line of its log)"
-              + ("" if own == len(t) else f"; for the other {len(t) - own}, Snakemake's sampled cpu_time, which "
-                 "misses a job's last seconds"))
-    return ["## What the run cost", "",
-            "One row per kind of job (the report's own job is not in it): wall time from Snakemake's benchmark "
-            "files, summed over jobs (jobs run in parallel, so the run's wall time is less than the sum); "
-            f"{source}; peak resident memory of the largest job (the larger of its benchmark file's, the process "
-            "tree sampled, and its own record's, its largest process).", "",
-            _table(["kind", *head], table(["kind"]) + total), "",
-            *([_table(["kind", "method", *head], [r for r in table(["kind", "method"]) if r[1]]), ""]
-              if not per_method.empty else [])]
-
-
 def write_report(spec: Spec, cells_path: str | Path, outdir: str | Path) -> Path:
     """Compute statistics from the cells table, draw figures (in the spec's analysis.figure_formats), write
     stats.csv and report.md into outdir."""
@@ -722,8 +626,8 @@ def _write_report(spec: Spec, cells_path: str | Path, outdir: str | Path) -> Pat
     parts += _gradient_section(spec, outdir)
     parts += _steps_section(spec, cells, snapshots, outdir)
     parts += _curves_section(spec, outdir)
-    parts += _provenance_section(cells)
-    parts += _cost_section(outdir)
+    parts += provenance_section(cells)
+    parts += cost_section(outdir)
     parts += ["Files: `cells.csv` (one row per cell; `split` = test or validation), `stats.csv` (the test-split "
               f"tables), `figures/` ({', '.join(f.upper() for f in a.figure_formats)}).", ""]
     path = outdir / "report.md"

@@ -155,6 +155,13 @@ def _notes(t: pd.DataFrame, unit: str, ci: float, alpha: float, star: str) -> st
     return text
 
 
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table of already formatted cells: header (n_columns,), rows (n_rows, n_columns)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
 def to_markdown(table: pd.DataFrame, scale: float = 100.0, digits: int = 1, paper_digits: int = 0,
                 unit: str = "success rate (%)", ci: float = 0.95, alpha: float = 0.05) -> str:
     """A results_table as a Markdown table plus a notes line. scale multiplies our values (100: fraction -> %);

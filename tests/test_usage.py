@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from analysis.report import _cost_section
+from analysis.run_record import cost_section
 from cfgrl.pipeline.usage import PREFIX, read_usage, usage_line
 from tests.conftest import REPO
 
@@ -39,6 +39,6 @@ def test_cost_table_prefers_the_jobs_own_cpu_time_to_the_sampled_one(tmp_path):
     log = tmp_path / "logs" / "eval" / "cfgrl" / "a.log"
     log.parent.mkdir(parents=True)
     log.write_text(f"evaluating\n{PREFIX}{{\"cpu_s\": 33.6, \"max_rss_mb\": 700.0}}\n")
-    text = "\n".join(_cost_section(tmp_path))
+    text = "\n".join(cost_section(tmp_path))
     assert "| eval | 2 | 80 | 36 | 700 |" in text  # CPU: 33.6 measured by job a + 2.0 sampled for job b
     assert "1 of 2 jobs" in text and "for the other 1, Snakemake's sampled cpu_time" in text
