@@ -81,7 +81,7 @@ def test_this_test_process_runs_portable():
 
 def test_the_cells_table_and_the_report_name_the_mode(tmp_path):
     from analysis.cells import read_cell
-    from analysis.report import PROVENANCE_COLUMNS
+    from analysis.run_record import PROVENANCE_COLUMNS
 
     cell = {"method": "gc_cfgrl", "env": "e", "seed": 0, "w": 1.0, "episodes": [{"success": True, "return": 1.0}],
             "provenance": {"train_provenance": {"cpu_kernels": {"mode": "native", "variables": {},
