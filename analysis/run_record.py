@@ -75,7 +75,7 @@ def cost_section(outdir: Path) -> list[str]:
         rows.append({"kind": kind, "method": method, "wall_s": _last(b, "s"),
                      "cpu_s": float(usage["cpu_s"]) if usage else _last(b, "cpu_time"),
                      "cpu_from_job": usage is not None,
-                     "max_rss_mb": np.nanmax([_last(b, "max_rss"), float(usage["max_rss_mb"]) if usage else np.nan])})
+                     "max_rss_mb": np.fmax(_last(b, "max_rss"), float(usage["max_rss_mb"]) if usage else np.nan)})
     if not rows:
         return []
     t = pd.DataFrame(rows)

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import torch
 
-from cfgrl.core.agent import Agent, Range, TrainConfig
+from cfgrl.core.agent import FLOW_STEPS, Agent, Range, TrainConfig
 from cfgrl.core.flow import FlowVelocity, flow_act, flow_matching_loss, flow_pair
 
 
@@ -23,7 +23,7 @@ class FlowBCConfig(TrainConfig):
     layer_norm: bool = False  # the authors' actor has no LayerNorm
     flow_steps: int = 16  # Euler steps when sampling (paper: 16)
 
-    RANGES: ClassVar[dict[str, Range]] = {"flow_steps": Range(1, 10_000)}
+    RANGES: ClassVar[dict[str, Range]] = {"flow_steps": FLOW_STEPS}
 
 
 class FlowBC(Agent):

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from baselines.flow_bc import FlowBC, FlowBCConfig
-from cfgrl.core.agent import Range
+from cfgrl.core.agent import GEOMETRIC_DISCOUNT, Range
 
 
 @dataclass
 class FlowGCBCConfig(FlowBCConfig):
     geometric_discount: float | None = None  # None: uniform future goals (authors' code); gamma: geometric
 
-    RANGES: ClassVar[dict[str, Range]] = {"geometric_discount": Range(0, 1, low_open=True, high_open=True)}
+    RANGES: ClassVar[dict[str, Range]] = {"geometric_discount": GEOMETRIC_DISCOUNT}
 
 
 class FlowGCBC(FlowBC):

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from cfgrl.core.agent import Agent, Range, TrainConfig
+from cfgrl.core.agent import DISCOUNT, FLOW_STEPS, POLYAK_RATE, Agent, Range, TrainConfig
 from cfgrl.core.flow import FlowVelocity, flow_act, flow_matching_loss, flow_pair, row_stable
 from cfgrl.core.iql import TwinQ
 from cfgrl.core.nets import ACTIVATIONS, check_choice, mlp
@@ -52,8 +52,8 @@ class FQLConfig(TrainConfig):
     normalize_q_loss: bool = False  # scale the Q loss by 1 / mean|Q| (FQL code: False, the paper's setting)
 
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"q_agg": Q_AGGREGATIONS, "value_activation": tuple(ACTIVATIONS)}
-    RANGES: ClassVar[dict[str, Range]] = {"discount": Range(0, 1), "tau": Range(0, 1, low_open=True),
-                                          "alpha": Range(0, 1e9), "flow_steps": Range(1, 10_000)}
+    RANGES: ClassVar[dict[str, Range]] = {"discount": DISCOUNT, "tau": POLYAK_RATE,
+                                          "alpha": Range(0, 1e9), "flow_steps": FLOW_STEPS}
 
 
 class FQL(Agent):

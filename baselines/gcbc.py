@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from baselines.bc import BC, BCConfig
-from cfgrl.core.agent import Range
+from cfgrl.core.agent import GEOMETRIC_DISCOUNT, Range
 
 
 @dataclass
 class GCBCConfig(BCConfig):
     geometric_discount: float | None = None  # None: uniform future goals; gamma: geometric offsets
 
-    RANGES: ClassVar[dict[str, Range]] = {"geometric_discount": Range(0, 1, low_open=True, high_open=True)}
+    RANGES: ClassVar[dict[str, Range]] = {"geometric_discount": GEOMETRIC_DISCOUNT}
 
 
 class GCBC(BC):

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import torch
 
 from baselines.bc import BCConfig
-from cfgrl.core.agent import Agent, Range
+from cfgrl.core.agent import GEOMETRIC_DISCOUNT, SUBGOAL_STEPS, Agent, Range
 from cfgrl.core.flow import row_stable
 from cfgrl.core.gaussian import GaussianPolicy, gaussian_log_prob
 from cfgrl.hcfgrl import LOW_GOALS, low_level_goals
@@ -26,8 +26,8 @@ class HGCBCConfig(BCConfig):
     """BC's fields (widths, activation, std) for each level, plus the subgoal sampling."""
 
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"low_goal": LOW_GOALS}
-    RANGES: ClassVar[dict[str, Range]] = {"subgoal_steps": Range(1, 1e6),
-                                          "geometric_discount": Range(0, 1, low_open=True, high_open=True)}
+    RANGES: ClassVar[dict[str, Range]] = {"subgoal_steps": SUBGOAL_STEPS,
+                                          "geometric_discount": GEOMETRIC_DISCOUNT}
 
     subgoal_steps: int = 25  # k: the subgoal is the goal representation of s_{t+k} (paper: 25)
     # the low level's training goal: 'trajectory' = goal rep of s_{min(t+k, episode end)} (the authors' code,

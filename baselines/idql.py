@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from cfgrl.core.agent import Range
+from cfgrl.core.agent import FLOW_STEPS, TIME_DIM, TIME_GRID, Range
 from cfgrl.core.flow import TIME_EMBEDDINGS, FlowVelocity, flow_act, flow_matching_loss, flow_pair, row_stable
 from cfgrl.core.iql import IQLAgent, IQLConfig, IQLCritic
 from cfgrl.core.nets import check_choice
@@ -58,8 +58,8 @@ class IDQLConfig(IQLConfig):
 
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"select": SELECTIONS, "select_on": SCORES,
                                                      "time_embedding": TIME_EMBEDDINGS}
-    RANGES: ClassVar[dict[str, Range]] = {"flow_steps": Range(1, 10_000), "time_dim": Range(2, 65_536),
-                                          "time_grid": Range(0, 1e6), "num_samples": Range(1, 100_000),
+    RANGES: ClassVar[dict[str, Range]] = {"flow_steps": FLOW_STEPS, "time_dim": TIME_DIM,
+                                          "time_grid": TIME_GRID, "num_samples": Range(1, 100_000),
                                           "softmax_temperature": Range(0, 1e6, low_open=True)}
 
 

@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from cfgrl.core.agent import Range
+from cfgrl.core.agent import FLOW_STEPS, NULL_PROB, TIME_DIM, TIME_GRID, Range
 from cfgrl.core.flow import TIME_EMBEDDINGS, FlowVelocity, flow_act, flow_matching_loss, flow_pair
 from cfgrl.core.gradients import per_sample_grad_norms
 from cfgrl.core.iql import IQLAgent, IQLConfig, IQLCritic
@@ -69,9 +69,9 @@ class CFGRLConfig(IQLConfig):
     target_return_quantile: float = 0.9  # 'return': act toward this quantile of the returns-to-go (no reference)
 
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"label_scheme": LABEL_SCHEMES, "time_embedding": TIME_EMBEDDINGS}
-    RANGES: ClassVar[dict[str, Range]] = {"label_dim": Range(1, 65_536), "null_prob": Range(0, 1),
-                                          "null_loss_weight": Range(0, 1e6), "flow_steps": Range(1, 10_000),
-                                          "time_dim": Range(2, 65_536), "time_grid": Range(0, 1e6),
+    RANGES: ClassVar[dict[str, Range]] = {"label_dim": Range(1, 65_536), "null_prob": NULL_PROB,
+                                          "null_loss_weight": Range(0, 1e6), "flow_steps": FLOW_STEPS,
+                                          "time_dim": TIME_DIM, "time_grid": TIME_GRID,
                                           "label_bins": Range(2, 10_000), "target_return_quantile": Range(0, 1)}
 
 

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import torch
 
-from cfgrl.core.agent import Agent, Range, TrainConfig
+from cfgrl.core.agent import FLOW_STEPS, GEOMETRIC_DISCOUNT, NULL_PROB, Agent, Range, TrainConfig
 from cfgrl.core.flow import FlowVelocity, drop_to_null, flow_act, flow_matching_loss, flow_pair
 from cfgrl.core.nets import make_null_goal
 
@@ -28,8 +28,8 @@ class GCCFGRLConfig(TrainConfig):
     flow_steps: int = 16  # Euler steps when sampling
     geometric_discount: float | None = None  # None: uniform future goals (authors' code); gamma: geometric
 
-    RANGES: ClassVar[dict[str, Range]] = {"null_goal_prob": Range(0, 1), "flow_steps": Range(1, 10_000),
-                                          "geometric_discount": Range(0, 1, low_open=True, high_open=True)}
+    RANGES: ClassVar[dict[str, Range]] = {"null_goal_prob": NULL_PROB, "flow_steps": FLOW_STEPS,
+                                          "geometric_discount": GEOMETRIC_DISCOUNT}
 
 
 class GCCFGRL(Agent):

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from cfgrl.core.agent import Agent, Range, TrainConfig
+from cfgrl.core.agent import FLOW_STEPS, GEOMETRIC_DISCOUNT, NULL_PROB, SUBGOAL_STEPS, Agent, Range, TrainConfig
 from cfgrl.core.flow import FlowVelocity, drop_to_null, flow_act, flow_matching_loss, flow_pair
 from cfgrl.core.nets import make_null_goal
 
@@ -37,8 +37,8 @@ class HierarchicalFlowConfig(TrainConfig):
     """Fields of both hierarchical flow methods (HCFGRL adds the null-goal dropout)."""
 
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"low_goal": LOW_GOALS}
-    RANGES: ClassVar[dict[str, Range]] = {"flow_steps": Range(1, 10_000), "subgoal_steps": Range(1, 1e6),
-                                          "geometric_discount": Range(0, 1, low_open=True, high_open=True)}
+    RANGES: ClassVar[dict[str, Range]] = {"flow_steps": FLOW_STEPS, "subgoal_steps": SUBGOAL_STEPS,
+                                          "geometric_discount": GEOMETRIC_DISCOUNT}
 
     hidden: tuple[int, ...] = (256, 256, 256)  # velocity MLP widths of each level (paper: 4 x 512)
     activation: str = "gelu"  # hidden activation (paper: GELU)
@@ -55,7 +55,7 @@ class HierarchicalFlowConfig(TrainConfig):
 class HCFGRLConfig(HierarchicalFlowConfig):
     null_goal_prob: float = 0.1  # probability of replacing each level's goal by its learned null goal (paper: 0.1)
 
-    RANGES: ClassVar[dict[str, Range]] = {"null_goal_prob": Range(0, 1)}
+    RANGES: ClassVar[dict[str, Range]] = {"null_goal_prob": NULL_PROB}
 
 
 def low_level_goals(batch: dict[str, torch.Tensor], low_goal: str) -> torch.Tensor:

@@ -36,6 +36,17 @@ class Range:
         return f"{'(' if self.low_open else '['}{number(self.low)}, {number(self.high)}{')' if self.high_open else ']'}"
 
 
+# ranges of fields that several methods declare, written once (each config's RANGES names the one it uses)
+FLOW_STEPS = Range(1, 10_000)  # Euler steps of a flow sampler
+TIME_DIM = Range(2, 65_536)  # size of a sinusoidal time embedding
+TIME_GRID = Range(0, 1e6)  # 0: t ~ U[0, 1]; N: t on an N-step grid
+DISCOUNT = Range(0, 1)  # gamma of a Bellman target
+POLYAK_RATE = Range(0, 1, low_open=True)  # tau of a target network's update
+NULL_PROB = Range(0, 1)  # probability of dropping a condition (label, goal) to null in training
+GEOMETRIC_DISCOUNT = Range(0, 1, low_open=True, high_open=True)  # gamma of geometric future-goal offsets
+SUBGOAL_STEPS = Range(1, 1e6)  # steps ahead of a hierarchical subgoal
+
+
 def _merged(cls: type, table: str) -> dict[str, Any]:
     """A class-level table (`CHOICES`, `RANGES`) merged over the class hierarchy, subclasses last."""
     out: dict[str, Any] = {}

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from cfgrl.core.agent import Agent, Range, TrainConfig
+from cfgrl.core.agent import DISCOUNT, POLYAK_RATE, Agent, Range, TrainConfig
 from cfgrl.core.nets import ACTIVATIONS, mlp
 
 ADVANTAGE_SOURCES = ("online", "target")
@@ -38,7 +38,7 @@ class IQLConfig(TrainConfig):
     """Critic fields shared by every method built on the IQL critic (each method's config subclasses this)."""
 
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"value_activation": tuple(ACTIVATIONS)}
-    RANGES: ClassVar[dict[str, Range]] = {"discount": Range(0, 1), "tau": Range(0, 1, low_open=True),
+    RANGES: ClassVar[dict[str, Range]] = {"discount": DISCOUNT, "tau": POLYAK_RATE,
                                           "expectile": Range(0, 1, low_open=True, high_open=True)}
 
     value_hidden: tuple[int, ...] = (256, 256, 256)  # Q and V MLP widths (paper: 4 x 512 OGBench, 3 x 512 ExORL)

@@ -19,8 +19,6 @@ if typing.TYPE_CHECKING:  # the method classes (and torch) load when a spec is b
 
 SEED_LIMIT = 2**64  # torch.manual_seed takes [0, 2^64); numpy's SeedSequence any non-negative integer
 EPISODE_SEED_LIMIT = 2**32  # bases of the evaluation-episode seeds: one 32-bit word of their SeedSequence
-
-
 SELECTION_TYPES = ("fixed", "validation", "budget")
 # budget rules: measure -> the cells column holding it (cfgrl.pipeline.evaluate.divergences)
 DIVERGENCE_COLUMNS = {"mse": "distance_to_w0", "kl": "kl_to_w0", "data": "data_distance"}

@@ -54,11 +54,7 @@ ENV_DEFAULTS: dict[str, Any] = {  # beside the env's generator's own defaults (E
     "data": {"episodes": 1000, "seed": 0},
     "eval": {"episodes_per_task": 10},  # tasks: all of the env's evaluation tasks unless given
 }
-
-
 MAX_YAML_NODES = 100_000  # a spec, its aliases expanded, may hold this many values
-
-
 _TYPE_NAMES = {"integer": "an integer", "number": "a number", "string": "a string", "array": "a list",
                "object": "a mapping", "boolean": "true or false"}
 _PATTERN_TEXT = {  # what a `pattern` in the schema means, for people
