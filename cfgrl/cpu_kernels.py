@@ -1,4 +1,4 @@
-"""Portable CPU kernels: the same numbers on an AVX-512 machine as on an AVX2 one.
+"""Portable CPU kernels: the same datasets on an AVX-512 machine as on an AVX2 one.
 
 numpy, OpenBLAS (the matrix products of numpy and scipy) and PyTorch each choose their CPU kernels when they load,
 from the instruction sets the CPU has. AVX-512 kernels round differently from AVX2 ones, and the suite's offline
@@ -6,8 +6,8 @@ data generators (OGBench's oracles, dm_control) call them: on an AVX-512 machine
 another pointmaze dataset than on the AVX2 machine the README's numbers came from, and so other results
 (docs/performance.md, "Reproducibility across CPUs", has the measurements). Each library reads an environment
 variable that caps its kernels; `pin()` sets them, before numpy or torch is imported, to the AVX2 level that every
-x86-64 machine of the last decade has (OpenBLAS and numpy; MKL too, untested on Intel; PyTorch's own kernels not:
-see PORTABLE). cfgrl/__init__.py calls it first thing, so every `cfgrl` command, every
+x86-64 machine of the last decade has (OpenBLAS and numpy; not MKL nor PyTorch's own kernels: see PORTABLE).
+cfgrl/__init__.py calls it first thing, so every `cfgrl` command, every
 Snakemake job (the Snakefile imports cfgrl, and jobs inherit its environment) and the tests run portable.
 
 CFGRL_CPU_KERNELS selects the mode: `portable` (default) or `native` (each library's own choice, which on AVX-512
@@ -34,8 +34,13 @@ PORTABLE = {
     "OPENBLAS_CORETYPE": "Haswell",  # OpenBLAS (numpy's and scipy's): its AVX2 kernels (AMD Zen uses the same)
     # numpy's AVX-512 loops off (exp, log, sin, ...): numpy >= 2.3 names the group X86_V4, older releases each part
     "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL",
-    "MKL_ENABLE_INSTRUCTIONS": "AVX2",  # MKL (PyTorch's CPU matrix products on Intel machines; no cost measured)
 }
+# Not capped: MKL, PyTorch's CPU matrix products. MKL_ENABLE_INSTRUCTIONS=AVX2 was capped until 2026-12-07: on the
+# Intel Xeon (AVX-512, AMX) it made a 256 x 256 x 256 product 1.5x slower (114 vs 168 GFLOP/s, 1 thread) and the
+# default run's pointmaze updates 1.2x slower, and bought nothing measured: it touches no data generator (those
+# call OpenBLAS), and training differed across CPU vendors with it as without it (MKL on AMD ignores it).
+# Recorded when set (by the user): the variables that cap the kernels left uncapped.
+RECORDED_IF_SET = ("MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "ATEN_CPU_CAPABILITY")
 # Not capped: PyTorch's own vectorised kernels (ATEN_CPU_CAPABILITY=avx2 would). On the AVX-512 machine they gave
 # bit-identical parameters at either level for every method, and capping them cost about 20% of training speed
 # (docs/performance.md). Set ATEN_CPU_CAPABILITY=avx2 yourself to cap them too.
@@ -69,7 +74,7 @@ def pin() -> dict[str, Any]:
     _STATE.clear()
     _STATE.update({
         "mode": mode if applied or mode == "native" else "native (no AVX2/FMA or not x86-64)",
-        "variables": {name: os.environ[name] for name in PORTABLE if name in os.environ},
+        "variables": {name: os.environ[name] for name in (*PORTABLE, *RECORDED_IF_SET) if name in os.environ},
         # libraries that had loaded before the caps were set keep their own kernels
         "loaded_before": sorted(name for name in ("numpy", "scipy", "torch") if name in sys.modules),
     })

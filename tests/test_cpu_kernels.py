@@ -28,7 +28,8 @@ print(json.dumps({{"state": cpu_kernels.state(), "env": {{k: os.environ.get(k) f
 
 
 def probe(mode: str | None = None, first: str = "", **extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in PORTABLE and k != cpu_kernels.MODE_VARIABLE}
+    env = {k: v for k, v in os.environ.items()
+           if k not in PORTABLE and k not in cpu_kernels.RECORDED_IF_SET and k != cpu_kernels.MODE_VARIABLE}
     if mode is not None:
         env[cpu_kernels.MODE_VARIABLE] = mode
     env.update(extra)
@@ -46,6 +47,13 @@ def test_portable_is_the_default_and_caps_every_library_before_it_loads():
     assert cpu_kernels.summary(result["recorded"]) == "portable"
 
 
+@pytest.mark.skipif(not PORTABLE_HERE, reason="not an x86-64 CPU with AVX2 and FMA: nothing is capped")
+def test_mkl_is_left_its_own_kernels_and_a_users_cap_is_recorded():
+    assert probe()["state"]["variables"].keys() == PORTABLE.keys()  # MKL_ENABLE_INSTRUCTIONS is not set
+    capped = probe(MKL_ENABLE_INSTRUCTIONS="AVX2")
+    assert capped["state"]["variables"]["MKL_ENABLE_INSTRUCTIONS"] == "AVX2"
+
+
 def test_native_leaves_the_libraries_their_own_choice():
     result = probe("native")
     assert result["state"]["mode"] == "native" and result["state"]["variables"] == {}
@@ -56,7 +64,8 @@ def test_native_leaves_the_libraries_their_own_choice():
 @pytest.mark.skipif(not PORTABLE_HERE, reason="not an x86-64 CPU with AVX2 and FMA: nothing is capped")
 def test_a_variable_the_user_set_wins_and_a_late_library_is_recorded():
     result = probe(OPENBLAS_CORETYPE="Zen")
-    assert result["env"]["OPENBLAS_CORETYPE"] == "Zen" and result["env"]["MKL_ENABLE_INSTRUCTIONS"] == "AVX2"
+    assert result["env"]["OPENBLAS_CORETYPE"] == "Zen"
+    assert result["env"]["NPY_DISABLE_CPU_FEATURES"] == PORTABLE["NPY_DISABLE_CPU_FEATURES"]
     late = probe(first="import numpy")  # numpy loaded before cfgrl: it keeps its own kernels, and the record says so
     assert late["state"]["loaded_before"] == ["numpy"]
     assert cpu_kernels.summary(late["recorded"]) == "portable, late: numpy"

@@ -4,6 +4,7 @@ the returns-to-go of the transition sampler, and the unchanged numbers of the re
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -27,20 +28,31 @@ OBS, ACT = 5, 3
 # sha256 (first 16 hex digits) of 5 updates' metrics, the parameters after them and one act() call, computed by
 # `digest` with the code of cfgrl/cfgrl.py BEFORE 'quantile' and 'return' existed (commit 3b81001, this machine's
 # CPU kernels, one thread): the existing schemes must still compute exactly these bits.
-# Training bits differ across CPU vendors (MKL and oneDNN pick other kernels on Intel; docs/default-run.md): one
-# digest per vendor, recorded on AMD EPYC (AVX2 and Zen 4 agree) and on an Intel Xeon with AVX-512 and AMX.
-GOLDEN_BY_VENDOR = {
+# Training bits differ across CPU kinds (MKL and oneDNN pick other kernels on Intel, by instruction set;
+# docs/default-run.md): one digest per kind, recorded on AMD EPYC (AVX2 and Zen 4 agree) and on an Intel Xeon with
+# AVX-512 and AMX, with MKL's own kernels and with MKL capped at AVX2 (MKL_ENABLE_INSTRUCTIONS=AVX2).
+GOLDEN_BY_KIND = {
     "AuthenticAMD": {"dropout": "662458deeb6cd849", "filtered": "ed9d247c9d500720"},
-    "GenuineIntel": {"dropout": "7c1d9264366f6e99", "filtered": "53d0f6b406714b54"},
+    "GenuineIntel AVX-512": {"dropout": "262848e89c1cb3e7", "filtered": "1f78757f321b4ad3"},
+    "GenuineIntel AVX-512, MKL at AVX2": {"dropout": "7c1d9264366f6e99", "filtered": "53d0f6b406714b54"},
 }
 
 
-def cpu_vendor() -> str:
+def cpu_kind() -> str:
+    """The CPU vendor; on Intel with the widest instruction set MKL may use ('AVX2' where AVX-512 is missing)."""
     try:
         with open("/proc/cpuinfo") as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("vendor_id")), "unknown")
+            lines = f.read().splitlines()
     except OSError:
         return "unknown"
+    vendor = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("vendor_id")), "unknown")
+    if vendor != "GenuineIntel":
+        return vendor
+    flags = next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), [])
+    if "avx512f" not in flags:
+        return "GenuineIntel AVX2"
+    mkl = os.environ.get("MKL_ENABLE_INSTRUCTIONS")
+    return "GenuineIntel AVX-512" + (f", MKL at {mkl}" if mkl else "")
 GOLDEN_CONFIG = {"dropout": {}, "filtered": {"label_scheme": "filtered", "time_grid": 8,
                                              "time_embedding": "sinusoidal", "flow_steps": 8}}
 
@@ -79,10 +91,10 @@ def digest(overrides: dict) -> str:
 
 @pytest.mark.parametrize("scheme", ["dropout", "filtered"])
 def test_the_reference_schemes_compute_the_same_bits_as_before(scheme):
-    vendor = cpu_vendor()
-    if vendor not in GOLDEN_BY_VENDOR:
-        pytest.skip(f"no digest recorded for CPU vendor {vendor!r}")
-    assert digest(GOLDEN_CONFIG[scheme]) == GOLDEN_BY_VENDOR[vendor][scheme]
+    kind = cpu_kind()
+    if kind not in GOLDEN_BY_KIND:
+        pytest.skip(f"no digest recorded for CPU kind {kind!r}")
+    assert digest(GOLDEN_CONFIG[scheme]) == GOLDEN_BY_KIND[kind][scheme]
     assert make(label_scheme=scheme).actor.label_embedding.num_embeddings == 3
 
 
