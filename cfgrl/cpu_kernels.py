@@ -39,11 +39,11 @@ PORTABLE = {
 # Intel Xeon (AVX-512, AMX) it made a 256 x 256 x 256 product 1.5x slower (114 vs 168 GFLOP/s, 1 thread) and the
 # default run's pointmaze updates 1.2x slower, and bought nothing measured: it touches no data generator (those
 # call OpenBLAS), and training differed across CPU vendors with it as without it (MKL on AMD ignores it).
-# Recorded when set (by the user): the variables that cap the kernels left uncapped.
-RECORDED_IF_SET = ("MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "ATEN_CPU_CAPABILITY")
 # Not capped: PyTorch's own vectorised kernels (ATEN_CPU_CAPABILITY=avx2 would). On the AVX-512 machine they gave
 # bit-identical parameters at either level for every method, and capping them cost about 20% of training speed
 # (docs/performance.md). Set ATEN_CPU_CAPABILITY=avx2 yourself to cap them too.
+# Recorded when set (by the user): the variables that cap the kernels left uncapped.
+RECORDED_IF_SET = ("MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "ATEN_CPU_CAPABILITY")
 _STATE: dict[str, Any] = {}
 
 

@@ -53,6 +53,8 @@ def cpu_kind() -> str:
         return "GenuineIntel AVX2"
     mkl = os.environ.get("MKL_ENABLE_INSTRUCTIONS")
     return "GenuineIntel AVX-512" + (f", MKL at {mkl}" if mkl else "")
+
+
 GOLDEN_CONFIG = {"dropout": {}, "filtered": {"label_scheme": "filtered", "time_grid": 8,
                                              "time_embedding": "sinusoidal", "flow_steps": 8}}
 
