@@ -14,7 +14,14 @@ from cfgrl.cpu_kernels import summary
 CELL_COLUMNS = ["method", "registry", "temperature", "env", "seed", "w", "split", "step", "snapshot", "success",
                 "return", "normalized_return", "distance_to_w0", "kl_to_w0", "data_distance",
                 "episodes", "per_task", "spec_hash", "code_version", "data_sha256", "cpu", "cpu_kernels",
-                "environment_hash", "path"]
+                "gelu_kernel", "environment_hash", "path"]
+
+
+def gelu_label(state: dict | None) -> str | None:
+    """The tanh-GELU kernel of a provenance record (cfgrl.core.fast_gelu.state()) in a word or two."""
+    if not state:
+        return None
+    return f"c ({state['isa']})" if state.get("kernel") == "c" else f"aten ({state.get('reason', '?')})"
 
 
 def cpu_label(cpu: dict) -> str | None:
@@ -61,6 +68,7 @@ def read_cell(path: str | Path) -> dict:
         "cpu": cpu_label(train.get("cpu") or {}),  # the CPU that trained the checkpoint
         "environment_hash": train.get("environment_hash"),
         "cpu_kernels": summary(train.get("cpu_kernels") or {}),  # CFGRL_CPU_KERNELS of the training job
+        "gelu_kernel": gelu_label(train.get("gelu_kernel")),  # cfgrl.core.fast_gelu: 'c' or 'aten' (None: before it)
         "path": str(path),
     }
 

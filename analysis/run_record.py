@@ -16,6 +16,7 @@ from cfgrl.pipeline.usage import read_usage
 PROVENANCE_COLUMNS = {"data_sha256": "dataset hash (sha256 of the arrays, `cfgrl data-hash FILE`)",
                       "cpu": "CPU that trained the checkpoints",
                       "cpu_kernels": "CPU kernels of the training jobs (CFGRL_CPU_KERNELS, cfgrl/cpu_kernels.py)",
+                      "gelu_kernel": "tanh-GELU kernel of the training jobs (cfgrl/core/fast_gelu.py)",
                       "environment_hash": "installed-packages hash",
                       "code_version": "code version"}
 

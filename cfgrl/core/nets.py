@@ -25,11 +25,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from cfgrl.core.fast_gelu import TanhGELU
+
 ARCHS = ("ogbench", "exorl")
 INITS = ("parity", "torch")
-# 'gelu' is flax's nn.gelu, the tanh approximation (the reference's default); 'gelu_exact' is the erf form.
+# 'gelu' is flax's nn.gelu, the tanh approximation (the reference's default; on CPU computed by cfgrl.core.fast_gelu);
+# 'gelu_exact' is the erf form.
 ACTIVATIONS: dict[str, type[nn.Module] | tuple[type[nn.Module], dict[str, str]]] = {
-    "gelu": (nn.GELU, {"approximate": "tanh"}), "gelu_exact": nn.GELU, "relu": nn.ReLU, "mish": nn.Mish,
+    "gelu": TanhGELU, "gelu_exact": nn.GELU, "relu": nn.ReLU, "mish": nn.Mish,
     "silu": nn.SiLU,
 }
 FLAX_LAYER_NORM_EPS = 1e-6

@@ -16,6 +16,7 @@ import numpy as np
 
 import cfgrl
 from cfgrl import cpu_kernels
+from cfgrl.core import fast_gelu
 
 # packages whose version can change a number the suite prints (simulators, numerics, data, statistics)
 PACKAGES = ("torch", "numpy", "scipy", "ogbench", "mujoco", "dm_control", "gymnasium", "minari", "h5py", "pandas",
@@ -100,7 +101,7 @@ def provenance(spec: Any = None, **extra: Any) -> dict[str, Any]:
     """The provenance record: code, packages, machine, the spec (a cfgrl.pipeline.spec.Spec) and `extra`."""
     out = {"code_version": code_version(), "cfgrl": cfgrl.__version__, "python": platform.python_version(),
            "packages": package_versions(), "environment_hash": environment_hash(), "cpu": cpu_info(),
-           "cpu_kernels": cpu_kernels.state(), "host": platform.node()}
+           "cpu_kernels": cpu_kernels.state(), "gelu_kernel": fast_gelu.state(), "host": platform.node()}
     if spec is not None:
         out["spec_hash"] = spec.hash
         out["spec_path"] = spec.path
