@@ -5,6 +5,7 @@ rule exorl_domain:
         f"{OUT}/logs/data/exorl-{{domain}}.log",
     benchmark:
         f"{OUT}/benchmarks/data/exorl-{{domain}}.tsv"
+    priority: 10  # before any other job: a data job takes every core, so one that waits idles the others
     retries: 2
     conda:
         "../environment.yml"
@@ -28,6 +29,7 @@ rule data:
         f"{OUT}/logs/data/{{env}}.log",
     benchmark:
         f"{OUT}/benchmarks/data/{{env}}.tsv"
+    priority: 10  # before any other job: a data job takes every core, so one that waits idles the others
     retries: 2
     conda:
         "../environment.yml"

@@ -20,6 +20,7 @@ from cfgrl.data.samplers import (
     make_transition_sampler,
     transition_returns_to_go,
 )
+from cfgrl.pipeline.provenance import cpu_info
 from tests.conftest import assert_resume_is_exact
 from tests.synthetic import assert_grad_norms_match_a_loop, transition_batch
 
@@ -41,16 +42,11 @@ GOLDEN_BY_KIND = {
 
 def cpu_kind() -> str:
     """The CPU vendor; on Intel with the widest instruction set MKL may use ('AVX2' where AVX-512 is missing)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return "unknown"
-    vendor = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("vendor_id")), "unknown")
+    cpu = cpu_info()
+    vendor = cpu.get("vendor") or "unknown"
     if vendor != "GenuineIntel":
         return vendor
-    flags = next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), [])
-    if "avx512f" not in flags:
+    if "avx512f" not in cpu.get("simd", []):
         return "GenuineIntel AVX2"
     mkl = os.environ.get("MKL_ENABLE_INSTRUCTIONS")
     return "GenuineIntel AVX-512" + (f", MKL at {mkl}" if mkl else "")

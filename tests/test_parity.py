@@ -72,13 +72,14 @@ def test_exorl_flow_actor_output_is_a_flax_dense_and_its_trunk_skips_the_last_la
     assert out.abs().max() <= 2 * std / 0.87962566103423978 + 1e-7
     np.testing.assert_allclose(float(out.std()), std, rtol=0.15)
     # its critic keeps LayerNorm before the activation on every hidden layer (rlbase Critic: MLP((*hidden, 1)))
-    assert [type(m).__name__ for m in agent.critic.q[0]] == ["Linear", "LayerNorm", "GELU", "Linear", "LayerNorm",
-                                                             "GELU", "Linear"]
+    assert [type(m).__name__ for m in agent.critic.q[0]] == ["Linear", "LayerNorm", "TanhGELU", "Linear", "LayerNorm",
+                                                             "TanhGELU", "Linear"]
 
 
 def test_ogbench_layout_puts_layernorm_after_the_activation():
     seq = mlp(5, (8, 8), 2, "gelu", True, arch="ogbench")
-    assert [type(m).__name__ for m in seq] == ["Linear", "GELU", "LayerNorm", "Linear", "GELU", "LayerNorm", "Linear"]
+    assert [type(m).__name__ for m in seq] == ["Linear", "TanhGELU", "LayerNorm", "Linear", "TanhGELU", "LayerNorm",
+                                               "Linear"]
     assert all(m.eps == 1e-6 for m in seq if isinstance(m, nn.LayerNorm))  # flax's epsilon
     assert build("cfgrl").arch == "ogbench" and build("awr", std_mode="learned").arch == "exorl"
     assert build("awr", std_mode="learned", arch="ogbench").arch == "ogbench"

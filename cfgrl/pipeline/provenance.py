@@ -16,7 +16,6 @@ import numpy as np
 
 import cfgrl
 from cfgrl import cpu_kernels
-from cfgrl.core import fast_gelu
 
 # packages whose version can change a number the suite prints (simulators, numerics, data, statistics)
 PACKAGES = ("torch", "numpy", "scipy", "ogbench", "mujoco", "dm_control", "gymnasium", "minari", "h5py", "pandas",
@@ -57,7 +56,8 @@ def environment_hash() -> str:
 
 @functools.cache
 def cpu_info() -> dict[str, Any]:
-    """The CPU that ran the job: model name, family/model/stepping, the SIMD level torch dispatches to, cores."""
+    """The CPU that ran the job: model name, vendor, family/model/stepping, SIMD flags, the SIMD level torch dispatches
+    to, cores."""
     info: dict[str, Any] = {"machine": platform.machine(), "model": platform.processor() or None}
     try:
         text = Path("/proc/cpuinfo").read_text()
@@ -65,6 +65,7 @@ def cpu_info() -> dict[str, Any]:
         fields = dict(line.split(":", 1) for line in first.splitlines() if ":" in line)
         fields = {k.strip(): v.strip() for k, v in fields.items()}
         info["model"] = fields.get("model name", info["model"])
+        info["vendor"] = fields.get("vendor_id")
         info["family_model_stepping"] = "/".join(fields.get(k, "?") for k in ("cpu family", "model", "stepping"))
         flags = set(fields.get("flags", "").split())
         info["simd"] = sorted(flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "fma", "sse4_2"})
@@ -99,6 +100,8 @@ def data_hash(path: str | Path) -> str:
 
 def provenance(spec: Any = None, **extra: Any) -> dict[str, Any]:
     """The provenance record: code, packages, machine, the spec (a cfgrl.pipeline.spec.Spec) and `extra`."""
+    from cfgrl.core import fast_gelu  # imports torch: not at module level (the analysis layer loads no torch)
+
     out = {"code_version": code_version(), "cfgrl": cfgrl.__version__, "python": platform.python_version(),
            "packages": package_versions(), "environment_hash": environment_hash(), "cpu": cpu_info(),
            "cpu_kernels": cpu_kernels.state(), "gelu_kernel": fast_gelu.state(), "host": platform.node()}
