@@ -79,7 +79,7 @@ def compile_library(out_dir: Path, defines: tuple[str, ...] = ()) -> Path:
     os.close(fd)
     try:
         subprocess.run([compiler, *flags, "-o", tmp, str(SOURCE), "-lm"], check=True, capture_output=True,
-                       timeout=120)
+                       text=True, timeout=120)
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
