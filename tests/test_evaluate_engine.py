@@ -94,3 +94,74 @@ def test_a_rows_actions_do_not_depend_on_its_batch_at_real_sizes(name, obs, act,
     for m in (1, 17, 33, 64, 65, 130, 301, 699):
         rows = torch.randperm(n, generator=g)[:m]
         assert torch.equal(act_rows(rows), reference[rows]), f"{name}: a batch of {m} rows changed some row's action"
+
+
+@pytest.mark.parametrize("name, env, obs, act, goal, ws, tasks, eps, workers", [
+    ("gc_cfgrl", "pointmaze-medium-navigate-v0", 2, 2, 2, [0.0, 2.5], [1, 3], 1, 2),
+    ("cfgrl", "cheetah-run", 17, 6, 0, [0.0, 3.0], [1], 2, 3),  # 4 groups over 3 processes: uneven shares
+], ids=["gc_cfgrl", "cfgrl"])
+def test_simulator_processes_give_the_numbers_of_one_process(name, env, obs, act, goal, ws, tasks, eps, workers):
+    info = resolve_env(env)
+    agent = agent_for(name, obs, act, goal)
+    serial = evaluate_checkpoint(agent, info, tasks, eps, ws, BASES, train_seed=4)
+    sharded = evaluate_checkpoint(agent, info, tasks, eps, ws, BASES, train_seed=4, workers=workers)
+    assert list(sharded) == list(serial)
+    for key, cell in serial.items():
+        assert sharded[key]["episodes"] == cell["episodes"], key
+        assert sharded[key]["return"] == cell["return"] and sharded[key]["per_task"] == cell["per_task"]
+
+
+class CountdownEpisode:
+    """A toy episode of `length` steps whose observation is (episode id, steps taken, last action)."""
+
+    def __init__(self, episode_id: int, length: int) -> None:
+        self.id, self.length, self.t = episode_id, length, 0
+
+    def step(self, action):
+        self.t += 1
+        done = self.t >= self.length
+        return np.array([self.id, self.t, action[0]], np.float32), float(self.id), done, done and self.id % 2 == 0
+
+    def close(self) -> None:
+        pass
+
+
+def countdown_group(first_id: int, lengths: tuple[int, ...]):
+    episodes = [CountdownEpisode(first_id + i, n) for i, n in enumerate(lengths)]
+    first = np.array([[e.id, 0, 0] for e in episodes], np.float32)
+    return episodes, first, None, f"group from {first_id}"
+
+
+def test_process_steps_map_rows_to_their_episodes_as_episodes_end():
+    """Groups of uneven sizes and lengths over 2 processes: each row gets its own episode's observation, rows drop
+    out as their episodes end, and the results are those of stepping in this process."""
+    from functools import partial
+
+    from cfgrl.envs.rollout import ProcessSteps, SerialSteps, run_lockstep
+
+    groups = [(0, (3, 1, 4)), (3, (1,)), (4, (5, 9, 2, 6)), (8, (5,))]
+    builders = [partial(countdown_group, first, lengths) for first, lengths in groups]
+
+    def policy(obs, rows):
+        assert np.array_equal(obs[:, 0], rows)  # every row sees its own episode
+        return (obs[:, 1:2] + 0.5 * rows[:, None]).astype(np.float32)
+
+    steps = ProcessSteps(builders, workers=2)
+    assert [extra for _, _, extra in steps.groups] == [f"group from {first}" for first, _ in groups]
+    first = np.concatenate([g[0] for g in steps.groups])
+    sharded = run_lockstep(steps, first, policy)
+    built = [build() for build in builders]
+    serial = run_lockstep(SerialSteps([e for b in built for e in b[0]]), first, policy)
+    lengths = [n for _, ls in groups for n in ls]
+    assert sharded.lengths.tolist() == serial.lengths.tolist() == lengths
+    assert sharded.returns.tolist() == serial.returns.tolist() == [i * n for i, n in enumerate(lengths)]
+    assert sharded.success.tolist() == serial.success.tolist() == [i % 2 == 0 for i in range(len(lengths))]
+
+
+def test_a_failing_simulator_process_raises_its_error_here():
+    from functools import partial
+
+    from cfgrl.envs.rollout import ProcessSteps
+
+    with pytest.raises(RuntimeError, match="simulator worker failed(.|\n)*invalid literal"):
+        ProcessSteps([partial(countdown_group, 0, (2,)), partial(int, "not a number")], workers=2)

@@ -109,6 +109,9 @@ class EnvKind:
         """Numbers a cell file carries beside success and return (Minari: the normalised score); none here."""
         return {}
 
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return kind_named, (self.name,)  # one instance per kind, also after pickling (`env.kind is DMC_KIND`)
+
 
 class OGBenchGoal(EnvKind):
     name, metric, goal_conditioned = "ogbench-goal", "success", True
@@ -325,6 +328,11 @@ OGBENCH_GOAL, OGBENCH_SINGLE, DMC_KIND, MINARI = OGBenchGoal(), OGBenchSingle(),
 KINDS = {k.name: k for k in (OGBENCH_GOAL, OGBENCH_SINGLE, DMC_KIND, MINARI)}
 
 
+def kind_named(name: str) -> EnvKind:
+    """The env kind of that name (KINDS)."""
+    return KINDS[name]
+
+
 @dataclass(frozen=True)
 class EnvInfo:
     name: str  # the suite's env name = the dataset name, e.g. 'pointmaze-medium-navigate-v0'
@@ -416,3 +424,13 @@ def resolve_env(name: str) -> EnvInfo:
     raise KeyError(f"unknown env {name!r} (supported: OGBench state-based dataset names such as "
                    "antmaze-large-navigate-v0, with -oraclerep or -singletask[-taskN] variants; dm_control: "
                    f"{', '.join(DMC_TASKS)}; Minari datasets: minari/<dataset id>)")
+
+
+def eval_group(env: EnvInfo, tasks: list[int], episodes_per_task: int, eval_seed: int, train_seed: int,
+               env_spec: str | None = None
+               ) -> tuple[list[Episode], np.ndarray, np.ndarray | None, list[tuple[int, int]]]:
+    """One cell's evaluation episodes (`EnvKind.eval_episodes`) as (episodes, first observations (n, obs_dim),
+    goals (n, goal_dim) or None, slots (n) of (task, episode)): what a simulator process builds
+    (cfgrl.envs.rollout.ProcessSteps)."""
+    setup = env.kind.eval_episodes(env, tasks, episodes_per_task, eval_seed, train_seed, env_spec)
+    return setup.episodes, setup.first_obs, setup.goals, setup.slots

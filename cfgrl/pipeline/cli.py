@@ -83,7 +83,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from cfgrl.pipeline.evaluate import evaluate_job
 
     spec = load_spec(args.spec)
-    torch.set_num_threads(args.threads or spec.eval.threads)
+    threads = args.threads or spec.eval.threads
+    torch.set_num_threads(threads)  # and as many simulator processes (one per cell at most) when above 1
     _env_entry(spec, args.env)
     entry = _method_entry(spec, args.method, args.env)
     splits = args.split.split(",")
@@ -95,7 +96,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         raise UsageError(f"--out: {len(args.out)} files given for {len(splits)} split(s) x {n_w} w of "
                          f"methods.{args.method} (one per cell, split-major)")
     for line in evaluate_job(spec, args.method, args.env, args.seed, args.model, args.data, splits, args.out,
-                             step=args.step):
+                             step=args.step, workers=threads):
         print(line)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +29,8 @@ import numpy as np
 import torch
 
 from cfgrl.core.agent import Agent
-from cfgrl.envs.registry import EnvInfo
-from cfgrl.envs.rollout import run_lockstep
+from cfgrl.envs.registry import EnvInfo, eval_group
+from cfgrl.envs.rollout import ProcessSteps, SerialSteps, run_lockstep
 from cfgrl.seeding import derive_seed
 
 if TYPE_CHECKING:
@@ -67,10 +68,15 @@ def evaluate_checkpoint(
     bases: Mapping[str, int],
     train_seed: int,
     env_spec: str | None = None,
+    workers: int = 1,
 ) -> dict[tuple[str, float | None], dict[str, Any]]:
     """Every cell of a checkpoint: for each split (its base seed in `bases`, e.g. {'test': 10000, 'validation':
     20000}) and each w (None: an unguided method), len(tasks) x episodes_per_task episodes (dm_control and Minari:
     episodes_per_task episodes of the one task), all stepped in one lockstep batch.
+
+    workers > 1: the (split, w) groups of episodes are built and stepped in that many simulator processes
+    (cfgrl.envs.rollout.ProcessSteps; at most one per group), the policy still called once per step on every
+    running row here; the numbers are those of workers = 1.
 
     env_spec: Minari envs only, the evaluation env's JSON gymnasium EnvSpec (as `cfgrl data` stores it in the
     dataset file); None reads it from the local dataset (MINARI_DATASETS_PATH).
@@ -79,20 +85,27 @@ def evaluate_checkpoint(
     'policy_s' (of the whole batch), 'cells_in_batch'}}.
     """
     t0 = time.perf_counter()
-    episodes, first_obs, goals, rows_w, noise_seeds, layout = [], [], [], [], [], []
-    for split, base in bases.items():
-        for w in ws:
-            setup = env.kind.eval_episodes(env, tasks, episodes_per_task, base, train_seed, env_spec)
-            episodes += setup.episodes
-            first_obs.append(setup.first_obs)
-            if setup.goals is not None:
-                goals.append(setup.goals)
-            if agent.guided:
-                if w is None:
-                    raise ValueError(f"{type(agent).__name__} is guided: every cell needs a w")
-                rows_w += [float(w)] * len(setup.episodes)
-            noise_seeds += [derive_seed(base, train_seed, task, ep, NOISE_KEY) for task, ep in setup.slots]
-            layout.append((split, w, setup.slots))
+    if agent.guided and None in ws:
+        raise ValueError(f"{type(agent).__name__} is guided: every cell needs a w")
+    groups = [(split, base, w) for split, base in bases.items() for w in ws]  # one group of episodes per cell
+    builders = [partial(eval_group, env, tasks, episodes_per_task, base, train_seed, env_spec)
+                for _, base, _ in groups]
+    if workers > 1 and len(groups) > 1:
+        steps: ProcessSteps | SerialSteps = ProcessSteps(builders, workers)
+        built = steps.groups
+    else:
+        in_process = [build() for build in builders]
+        steps = SerialSteps([e for episodes, *_ in in_process for e in episodes])
+        built = [(first, goals, slots) for _, first, goals, slots in in_process]
+    first_obs, goals, rows_w, noise_seeds, layout = [], [], [], [], []
+    for (split, base, w), (group_first, group_goals, slots) in zip(groups, built, strict=True):
+        first_obs.append(group_first)
+        if group_goals is not None:
+            goals.append(group_goals)
+        if agent.guided:
+            rows_w += [float(w)] * len(slots)  # type: ignore[arg-type]
+        noise_seeds += [derive_seed(base, train_seed, task, ep, NOISE_KEY) for task, ep in slots]
+        layout.append((split, w, slots))
     goal_t = torch.from_numpy(np.concatenate(goals)).to(agent.device) if goals else None
     w_t = torch.tensor(rows_w, dtype=torch.float32, device=agent.device) if agent.guided else None
     noise = NoiseStreams(noise_seeds, agent.noise_dim) if agent.noise_dim else None
@@ -105,7 +118,7 @@ def evaluate_checkpoint(
             return agent.act(obs_t, goal_rows, noise=eps).cpu().numpy()
         return agent.act(obs_t, goal_rows, w_t[idx], eps).cpu().numpy()
 
-    run = run_lockstep(episodes, np.concatenate(first_obs), policy)
+    run = run_lockstep(steps, np.concatenate(first_obs), policy)
     wall = time.perf_counter() - t0
     out, start = {}, 0
     for split, w, slots in layout:
@@ -214,12 +227,13 @@ def data_distance(agent: Agent, batch: dict[str, np.ndarray], seed: int) -> floa
 
 
 def evaluate_job(spec: Spec, label: str, env_name: str, seed: int, model: Path, data: Path | None,
-                 splits: Sequence[str], outs: Sequence[Path], step: int | None = None) -> list[str]:
+                 splits: Sequence[str], outs: Sequence[Path], step: int | None = None, workers: int = 1) -> list[str]:
     """One evaluation job: the checkpoint `model` of method entry `label`, every w of the entry's grid (an unguided
     method: one cell with no w) on each split, all in one lockstep batch, written to the cell files `outs` in
     split-major order (for split in splits: for w in grid), the order the rule lists them. `data`: the training
     file, whose held-out states measure the divergences from pi_0 (skipped when None). `step`: the model is the
-    snapshot of that training step. Returns one summary line per cell."""
+    snapshot of that training step. `workers`: simulator processes (the job's threads; see `evaluate_checkpoint`).
+    Returns one summary line per cell."""
     from cfgrl.data.layout import DataError
     from cfgrl.io import atomic_write_json
     from cfgrl.pipeline.provenance import provenance
@@ -234,7 +248,7 @@ def evaluate_job(spec: Spec, label: str, env_name: str, seed: int, model: Path, 
     info = env_entry.info
     bases = {split: spec.eval.base(split) for split in splits}
     cells = evaluate_checkpoint(agent, info, list(env_entry.tasks), env_entry.episodes_per_task, ws, bases, seed,
-                                env_spec=info.kind.eval_env_spec(info, env_entry.data, data))
+                                env_spec=info.kind.eval_env_spec(info, env_entry.data, data), workers=workers)
     distances: dict[float | None, dict[str, float]] = {}
     if data is not None:  # the reviewers' question: how far does pi_w move from pi_0 (and from the data)?
         try:  # held-out states: the validation file's

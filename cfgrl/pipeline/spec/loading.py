@@ -40,7 +40,8 @@ from cfgrl.pipeline.spec.model import (
 )
 
 DEFAULTS: dict[str, Any] = {
-    # base seeds of the reported (test) and the validation evaluation episodes; torch threads per eval job
+    # base seeds of the reported (test) and the validation evaluation episodes; cores per eval job (torch
+    # threads, and above 1 as many simulator processes, one per cell at most)
     # at_steps: training steps whose snapshots are evaluated too (learning curves), beside the final model
     "eval": {"seed": 10_000, "validation_seed": 20_000, "threads": 1, "at_steps": []},
     # torch threads per training job; seeds trained per job (one process, members stepped in turn); metric sinks;

@@ -106,7 +106,7 @@ class Sweep:
 class EvalSettings:
     seed: int  # base seed of the reported (test) episodes
     validation_seed: int  # base seed of the validation episodes
-    threads: int  # torch threads per evaluation job
+    threads: int  # cores per evaluation job: torch threads, and above 1 as many simulator processes
     at_steps: tuple[int, ...] = ()  # training steps whose snapshots are evaluated (test episodes) beside the final
 
     def base(self, split: str) -> int:
