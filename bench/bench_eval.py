@@ -10,7 +10,8 @@ returns are not those of a trained policy. The grid is 7 w values [0, 1, 1.5, 2,
 (b) engine: cfgrl.pipeline.evaluate.evaluate_checkpoint, every w in one lockstep batch (one `act` call per step
     on all episodes still running, conditional and null branch in one forward pass);
 (c) simulator alone: the same episodes (built the same way as the engine builds them) stepped the same number of
-    times through the lockstep loop with random (or zero) actions and no policy.
+    times through the lockstep loop with random (or zero) actions and no policy;
+(d) with --threads above 1: (b) with its simulators in that many processes (an evaluation job's `eval.threads`).
 It reports the wall seconds of each, reference / engine, and engine / simulator. The reference loop is given each
 episode's own noise stream, the one the engine draws for that episode (NoiseStreams, seeded derive_seed(eval seed,
 training seed, task, episode, NOISE_KEY)), and the same env seeds, so the per-episode returns of (a) and (b) are
@@ -158,11 +159,13 @@ def run_reference(agent: Any, info: EnvInfo, ws: list[float], episodes: int, lim
     return {"wall_s": time.perf_counter() - t0, "policy_s": policy_s, "env_steps": steps, "returns": returns}
 
 
-def run_engine(agent: Any, info: EnvInfo, ws: list[float], episodes: int, limit: int | None) -> dict[str, Any]:
-    """evaluate_checkpoint: every w in one lockstep batch (test split only)."""
+def run_engine(agent: Any, info: EnvInfo, ws: list[float], episodes: int, limit: int | None,
+               workers: int = 1) -> dict[str, Any]:
+    """evaluate_checkpoint: every w in one lockstep batch (test split only); workers > 1: the simulators in that
+    many processes."""
     limited = replace(info, kind=LimitedDMC(limit))
     t0 = time.perf_counter()
-    cells = evaluate_checkpoint(agent, limited, [1], episodes, ws, {"test": EVAL_SEED}, TRAIN_SEED)
+    cells = evaluate_checkpoint(agent, limited, [1], episodes, ws, {"test": EVAL_SEED}, TRAIN_SEED, workers=workers)
     wall = time.perf_counter() - t0
     any_cell = next(iter(cells.values()))
     return {"wall_s": wall, "policy_s": any_cell["policy_s"], "cells_in_batch": any_cell["cells_in_batch"],
@@ -302,6 +305,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{roll['engine_over_simulator']:.2f}x")
         print(f"returns, same env seeds and noise: bit identical {check['bit_identical']}, max |diff| "
               f"{check['max_abs_return_diff']:.3g} over {check['episodes_compared']} episodes")
+        if args.threads > 1:  # (d): the engine with its simulators in `threads` processes (eval.threads)
+            sharded = run_engine(agent, info, ws, args.episodes, args.steps_limit, workers=args.threads)
+            roll["engine_processes"] = {**sharded, "workers": args.threads,
+                                        "identical": sharded["returns"] == engine["returns"]}
+            print(f"(d) engine, simulators in {args.threads} processes: {sharded['wall_s']:.2f} s wall, policy "
+                  f"{sharded['policy_s']:.2f} s; (b) / (d) = {engine['wall_s'] / sharded['wall_s']:.2f}x; returns "
+                  f"identical to (b): {roll['engine_processes']['identical']}")
         for w in ws:
             print(f"  w {w:5g}: reference {np.mean(reference['returns'][str(w)]):8.2f}  engine "
                   f"{np.mean(engine['returns'][str(w)]):8.2f} (mean return)")

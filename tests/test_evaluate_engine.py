@@ -165,3 +165,21 @@ def test_a_failing_simulator_process_raises_its_error_here():
 
     with pytest.raises(RuntimeError, match="simulator worker failed(.|\n)*invalid literal"):
         ProcessSteps([partial(countdown_group, 0, (2,)), partial(int, "not a number")], workers=2)
+
+
+class LimitedKind(type(resolve_env("cheetah-run").kind)):  # type: ignore[misc]
+    """A kind of its own (as bench/bench_eval.py makes): not one of the registry's instances."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+
+def test_env_kinds_pickle_as_their_registry_instance_and_other_kinds_by_value():
+    """What a simulator process receives: the registry's kinds as themselves (identity checks hold), others whole."""
+    import pickle
+    from dataclasses import replace
+
+    info = resolve_env("cheetah-run")
+    assert pickle.loads(pickle.dumps(info)).kind is info.kind
+    limited = pickle.loads(pickle.dumps(replace(info, kind=LimitedKind(7)))).kind
+    assert type(limited) is LimitedKind and limited.limit == 7 and limited is not info.kind

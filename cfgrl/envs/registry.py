@@ -109,8 +109,10 @@ class EnvKind:
         """Numbers a cell file carries beside success and return (Minari: the normalised score); none here."""
         return {}
 
-    def __reduce__(self) -> tuple[Any, tuple[str]]:
-        return kind_named, (self.name,)  # one instance per kind, also after pickling (`env.kind is DMC_KIND`)
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        if KINDS.get(self.name) is self:  # one instance per kind, also after pickling (`env.kind is DMC_KIND`)
+            return kind_named, (self.name,)
+        return super().__reduce_ex__(protocol)  # a kind of its own (a subclass in a benchmark): by value
 
 
 class OGBenchGoal(EnvKind):
