@@ -3,6 +3,8 @@ cell, exactly what evaluating each cell alone gives (on CPU), for every kind of 
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -165,6 +167,8 @@ def test_a_failing_simulator_process_raises_its_error_here():
 
     with pytest.raises(RuntimeError, match="simulator worker failed(.|\n)*invalid literal"):
         ProcessSteps([partial(countdown_group, 0, (2,)), partial(int, "not a number")], workers=2)
+    with pytest.raises(RuntimeError, match=r"simulator worker exited unexpectedly \(exit codes \[.*3"):
+        ProcessSteps([partial(countdown_group, 0, (2,)), partial(os._exit, 3)], workers=2)
 
 
 class LimitedKind(type(resolve_env("cheetah-run").kind)):  # type: ignore[misc]

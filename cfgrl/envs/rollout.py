@@ -111,7 +111,10 @@ def _worker(conn: Any, builders: list[GroupBuilder]) -> None:
             _, rows, actions = message
             conn.send(("stepped", steps.step(rows, actions)))
     except Exception:  # noqa: BLE001  (any failure is the caller's to report)
-        conn.send(("error", traceback.format_exc()))
+        try:
+            conn.send(("error", traceback.format_exc()))
+        except OSError:  # the caller is gone
+            pass
     finally:
         if steps is not None:
             steps.close()
@@ -145,7 +148,13 @@ class ProcessSteps:
             self.local[self.owner == w] = np.arange(int((self.owner == w).sum()))
 
     def _receive(self, conn: Any, expected: str) -> Any:
-        kind, payload = conn.recv()
+        try:
+            kind, payload = conn.recv()
+        except EOFError:  # the process died without a word (killed, crashed in C)
+            processes = self.processes
+            self.close()  # joins them, so every exit code is known
+            codes = [p.exitcode for p in processes]
+            raise RuntimeError(f"a simulator worker exited unexpectedly (exit codes {codes})") from None
         if kind == "error":
             self.close()
             raise RuntimeError(f"simulator worker failed:\n{payload}")
