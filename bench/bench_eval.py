@@ -49,7 +49,7 @@ sys.path.insert(0, str(REPO))
 
 from cfgrl.envs import dmc  # noqa: E402
 from cfgrl.envs.registry import DMC, EnvInfo, EvalEpisodes, resolve_env  # noqa: E402
-from cfgrl.envs.rollout import run_lockstep  # noqa: E402
+from cfgrl.envs.rollout import SerialSteps, run_lockstep  # noqa: E402
 from cfgrl.methods import method_class  # noqa: E402
 from cfgrl.pipeline.evaluate import NOISE_KEY, NoiseStreams, evaluate_checkpoint  # noqa: E402
 from cfgrl.pipeline.provenance import cpu_info  # noqa: E402
@@ -190,7 +190,7 @@ def run_simulator(info: EnvInfo, n_ws: int, episodes: int, limit: int | None, ac
             return np.zeros((len(rows), action_dim))
         return rng.uniform(-1.0, 1.0, (len(rows), action_dim))
 
-    run = run_lockstep(eps, np.concatenate(first), policy)
+    run = run_lockstep(SerialSteps(eps), np.concatenate(first), policy)
     return {"wall_s": time.perf_counter() - t0, "env_steps": int(run.lengths.sum()), "actions": actions}
 
 

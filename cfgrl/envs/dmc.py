@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from cfgrl.envs.rollout import run_lockstep
+from cfgrl.envs.rollout import SerialSteps, run_lockstep
 from cfgrl.seeding import derive_seed
 
 _SUITE_TASKS = {
@@ -306,5 +306,5 @@ def evaluate(
             raise ValueError(f"policy returned shape {actions.shape}, expected ({len(obs)}, {action_dim})")
         return actions
 
-    run = run_lockstep(eps, first, checked, max_steps=max_steps)
+    run = run_lockstep(SerialSteps(eps), first, checked, max_steps=max_steps)
     return EvalResult(returns=run.returns, lengths=run.lengths, seeds=seeds)

@@ -82,9 +82,8 @@ class SerialSteps:
 
     def step(self, rows: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         results = [self.episodes[i].step(a) for i, a in zip(rows, actions, strict=True)]
-        obs = np.stack([r[0] for r in results]) if results else np.zeros((0, 0), dtype=np.float32)
-        return (obs, np.array([r[1] for r in results], dtype=np.float64), np.array([r[2] for r in results], bool),
-                np.array([r[3] for r in results], bool))
+        return (np.stack([r[0] for r in results]), np.array([r[1] for r in results], dtype=np.float64),
+                np.array([r[2] for r in results], bool), np.array([r[3] for r in results], bool))
 
     def close(self) -> None:
         for e in self.episodes:
@@ -163,13 +162,11 @@ class ProcessSteps:
 
     def step(self, rows: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         owners = self.owner[rows]
-        busy = [w for w in range(len(self.conns)) if (owners == w).any()]
-        for w in busy:
-            mine = owners == w
+        busy = {w: mine for w in range(len(self.conns)) if (mine := owners == w).any()}  # process -> its rows
+        for w, mine in busy.items():
             self.conns[w].send(("step", self.local[rows[mine]], actions[mine]))
         out: list[np.ndarray] | None = None
-        for w in busy:
-            mine = owners == w
+        for w, mine in busy.items():
             part = self._receive(self.conns[w], "stepped")
             if out is None:
                 out = [np.zeros((len(rows), *x.shape[1:]), dtype=x.dtype) for x in part]
@@ -192,12 +189,10 @@ class ProcessSteps:
         self.conns, self.processes = [], []
 
 
-def run_lockstep(episodes: Sequence[Episode] | Steps, first_obs: np.ndarray, policy: Policy,
-                 max_steps: int | None = None) -> Rollout:
-    """Step the episodes (a list of Episodes, or a `Steps` over them; their first observations (n, obs_dim))
-    until every one is done (or `max_steps`), one policy call per step on the rows still running. Closes the
-    episodes at the end."""
-    steps = episodes if hasattr(episodes, "step") else SerialSteps(episodes)  # type: ignore[arg-type]
+def run_lockstep(steps: Steps, first_obs: np.ndarray, policy: Policy, max_steps: int | None = None) -> Rollout:
+    """Step the episodes (`SerialSteps` or `ProcessSteps` over them; their first observations (n, obs_dim)) until
+    every one is done (or `max_steps`), one policy call per step on the rows still running. Closes the episodes
+    at the end."""
     n = len(first_obs)
     obs = np.array(first_obs, dtype=np.float32, copy=True)
     active = np.ones(n, dtype=bool)
@@ -213,7 +208,7 @@ def run_lockstep(episodes: Sequence[Episode] | Steps, first_obs: np.ndarray, pol
             policy_s += time.perf_counter() - t_p
             if actions.shape[0] != len(rows):
                 raise ValueError(f"policy returned {actions.shape[0]} actions for {len(rows)} observations")
-            new_obs, rewards, done, succeeded = steps.step(rows, actions)  # type: ignore[union-attr]
+            new_obs, rewards, done, succeeded = steps.step(rows, actions)
             obs[rows] = new_obs
             returns[rows] += rewards
             lengths[rows] += 1
@@ -221,5 +216,5 @@ def run_lockstep(episodes: Sequence[Episode] | Steps, first_obs: np.ndarray, pol
             success[rows[done]] = succeeded[done]
             step += 1
     finally:
-        steps.close()  # type: ignore[union-attr]
+        steps.close()
     return Rollout(returns, lengths, success, policy_s, time.perf_counter() - t0)
