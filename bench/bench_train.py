@@ -12,7 +12,9 @@ the members stepped in turn; metrics.csv, validation losses every log interval, 
 diagnostic of 512 samples at the end), started as a subprocess:
   (i) group: one process training the k seeds (--seed 0,...,k-1) on --cores torch threads;
   (ii) separate: k processes, one seed each, run concurrently, each on max(1, cores // k) threads (for k = 1 this
-       is the group run itself and is not repeated).
+       is the group run itself and is not repeated);
+  (iii) vectorised: one process training the k seeds as one batched update (train.seed_group_mode: vectorised,
+       cfgrl.core.vectorised.StackedAgents), on --cores threads (k >= 2).
 Reported: seed-updates/s end to end = k * steps / wall seconds from launch to the last exit (process start-up,
 imports, data load, and the model/diagnostic writes included), the CPU seconds the children used
 (resource.getrusage(RUSAGE_CHILDREN)), and in-loop seed-updates/s = the sum over seeds of the seed's mean
@@ -21,11 +23,13 @@ In-process ceilings (no subprocess, no files):
 - agent_loop: k gc_cfgrl agents built as training builds them, batches from the suite's GoalSampler on the same
   synthetic data, stepped in turn (what the group loop does, without logging); on CUDA also agent_loop+compile
   (torch.compile of each agent's update, compilation untimed; at the smallest k only, to bound compile time);
+- stacked: the same k agents and batches stepped by one StackedAgents update (the vectorised group's loop without
+  logging);
 - vmap_ensemble (UPPER BOUND, NOT USED BY TRAINING): k plain 3 x 256 GELU MLPs (input obs + goal, output action)
   doing an MSE regression step with a hand-written Adam, stacked with torch.func.stack_module_state and one
   vmap(grad) call per step, against the same functional step looped over the k models (vmap_loop); on CUDA also
-  vmap_ensemble+compile (at the largest k only). This shows what batching seeds into one kernel could give;
-  training does not do it.
+  vmap_ensemble+compile (at the largest k only). This shows what batching seeds into one kernel could give on a
+  bare MLP; 'stacked' and 'vectorised' measure what the suite's vectorised groups get on the real loss.
 
     python bench/bench_train.py --json train.json                          # CPU, all k, fp32+bf16, both sizes
     python bench/bench_train.py --quick --json train-quick.json            # k 1,2; fp32; default size; 20 steps
@@ -102,8 +106,10 @@ def make_data(path: Path, obs_dim: int, action_dim: int, episodes: int, seed: in
              terminals=terminals)
 
 
-def write_inputs(folder: Path, size: str, precision: str, steps: int, device: str) -> tuple[Path, Path]:
-    """The synthetic dataset (and its -val twin) and a one-method spec for `size` and `precision`."""
+def write_inputs(folder: Path, size: str, precision: str, steps: int, device: str, group_mode: str = "exact"
+                 ) -> tuple[Path, Path]:
+    """The synthetic dataset (and its -val twin) and a one-method spec for `size`, `precision` and seed-group
+    mode."""
     env, (obs_dim, action_dim), hidden, batch, _ = SIZES[size]
     data = folder / f"{env}.npz"
     if not data.exists():
@@ -111,12 +117,12 @@ def write_inputs(folder: Path, size: str, precision: str, steps: int, device: st
         make_data(folder / f"{env}-val.npz", obs_dim, action_dim, VAL_EPISODES, seed=1)
     source = {"source": "generate", "episodes": TRAIN_EPISODES} if env.startswith("pointmaze") else \
         {"source": "download"}  # never made: the file above is given to `cfgrl train --data`
-    spec = {"name": f"bench-train-{size}-{precision}", "seeds": [0],
+    spec = {"name": f"bench-train-{size}-{precision}", "seeds": [0], "train": {"seed_group_mode": group_mode},
             "envs": {env: {"data": source}},
             "methods": {METHOD: {"w": [3], "config": {
                 "steps": steps, "batch_size": batch, "hidden": list(hidden), "precision": precision,
                 "device": device, "log_every": max(1, steps // 4), "checkpoint_every": 10_000}}}}
-    path = folder / f"spec-{size}-{precision}.yaml"
+    path = folder / f"spec-{size}-{precision}-{group_mode}.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return data, path
 
@@ -174,10 +180,10 @@ def run_processes(commands: list[list[str]], logs: list[Path], timeout: float) -
 def subprocess_row(folder: Path, size: str, precision: str, mode: str, k: int, steps: int, cores: int,
                    device: str, timeout: float) -> dict[str, Any]:
     env = SIZES[size][0]
-    data, spec = write_inputs(folder, size, precision, steps, device)
+    data, spec = write_inputs(folder, size, precision, steps, device, "vectorised" if mode == "vectorised" else "exact")
     out_root = folder / f"out-{size}-{precision}-{mode}-k{k}"
     seeds = list(range(k))
-    if mode == "group":
+    if mode in ("group", "vectorised"):
         threads = cores
         commands = [train_command(spec, env, data, seeds, out_root, threads)]
     else:
@@ -199,15 +205,17 @@ def subprocess_row(folder: Path, size: str, precision: str, mode: str, k: int, s
 # ------------------------------------------------------------------------------------------------ in-process
 
 def agent_loop_row(folder: Path, size: str, precision: str, k: int, steps: int, device: torch.device,
-                   compiled: bool, warmup: int = 3) -> dict[str, Any]:
-    """k agents stepped in turn on batches from the suite's sampler (the group loop without logging)."""
+                   compiled: bool, warmup: int = 3, stacked: bool = False) -> dict[str, Any]:
+    """k agents stepped in turn on batches from the suite's sampler (the group loop without logging); `stacked`:
+    stepped as one StackedAgents update instead."""
+    from cfgrl.core.vectorised import StackedAgents
     from cfgrl.envs.registry import resolve_env
     from cfgrl.pipeline.train import _to_tensors, build_agent, make_sampler
 
     env, dims, hidden, batch, _ = SIZES[size]
-    row: dict[str, Any] = {"size": size, "precision": precision, "mode": "agent_loop+compile" if compiled else
-                           "agent_loop", "k": k, "steps_per_seed": steps, "processes": 1,
-                           "threads_per_process": torch.get_num_threads()}
+    mode = "stacked" if stacked else "agent_loop+compile" if compiled else "agent_loop"
+    row: dict[str, Any] = {"size": size, "precision": precision, "mode": mode, "k": k, "steps_per_seed": steps,
+                           "processes": 1, "threads_per_process": torch.get_num_threads()}
     try:
         data, _ = write_inputs(folder, size, precision, steps, str(device))
         cls = method_class(METHOD)
@@ -217,14 +225,21 @@ def agent_loop_row(folder: Path, size: str, precision: str, k: int, steps: int, 
         agents = [build_agent(METHOD, config, dims[0], dims[1], goal_dim, device, s) for s in range(k)]
         rngs = [np.random.default_rng(s) for s in range(k)]
         updates = [torch.compile(a.update) if compiled else a.update for a in agents]
-        for _ in range(warmup):
+        group = StackedAgents(agents) if stacked else None
+
+        def step() -> None:
+            if group is not None:
+                group.update([_to_tensors(sampler.sample(batch, r), device) for r in rngs])
+                return
             for u, r in zip(updates, rngs, strict=True):
                 u(_to_tensors(sampler.sample(batch, r), device))
+
+        for _ in range(warmup):
+            step()
         sync(device)
         t0 = time.perf_counter()
         for _ in range(steps):
-            for u, r in zip(updates, rngs, strict=True):
-                u(_to_tensors(sampler.sample(batch, r), device))
+            step()
         sync(device)
         wall = time.perf_counter() - t0
         row.update({"wall_s": wall, "seed_updates_per_s": k * steps / wall})
@@ -331,8 +346,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--ks", default=",".join(map(str, KS)), help="seed counts (default 1,2,4,8)")
     p.add_argument("--sizes", default="default,paper", help="comma list of: " + ", ".join(SIZES))
     p.add_argument("--precisions", default="fp32,bf16", help="comma list of: fp32, bf16 (default both)")
-    p.add_argument("--modes", default="group,separate,agent_loop,vmap",
-                   help="comma list of: group, separate, agent_loop, vmap (default all)")
+    p.add_argument("--modes", default="group,separate,vectorised,agent_loop,stacked,vmap",
+                   help="comma list of: group, separate, vectorised, agent_loop, stacked, vmap (default all)")
     p.add_argument("--steps", type=int, default=None,
                    help="updates per seed (default: 5000 at 'default' size, 300 at 'paper' size)")
     p.add_argument("--vmap-steps", type=int, default=200, help="timed steps of the vmap variants (default 200)")
@@ -380,15 +395,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             steps = args.steps or SIZES[size][4]
             for precision in precisions:
                 for k in ks:
-                    for mode in ("group", "separate"):
-                        if mode not in modes or (mode == "separate" and k == 1 and "group" in modes):
-                            continue  # one seed in its own process is the k = 1 group run
+                    for mode in ("group", "separate", "vectorised"):
+                        if mode not in modes or (mode != "group" and k == 1 and "group" in modes):
+                            continue  # one seed in its own process (or vectorised alone) is the k = 1 group run
                         add(subprocess_row(folder, size, precision, mode, k, steps, args.cores, args.device,
                                            args.timeout))
                     if "agent_loop" in modes:
                         # compiled: at the smallest k only (each agent compiles its own update; bounds the time)
                         for compiled in [False] + ([True] if cuda and k == min(ks) else []):
                             add(agent_loop_row(folder, size, precision, k, steps, device, compiled))
+                    if "stacked" in modes and k > 1:
+                        add(agent_loop_row(folder, size, precision, k, steps, device, False, stacked=True))
         if "vmap" in modes:
             for k in ks:
                 for compiled in [False] + ([True] if cuda and k == max(ks) else []):  # compiled: the largest k

@@ -24,10 +24,10 @@
 #                       finish (compile with max-autotune may not fit: the rows before it are kept)
 #   eval_rollouts  70   bench_eval.py --device cuda --parts rollouts, 7 w x 3 episodes x 300 steps
 #   eval_sampler   30   bench_eval.py --device cuda --parts sampler (the full batch x flow-steps table)
-#   train_inproc  100   bench_train.py --device cuda, paper size: agent loop (+compile at k=1) and the vmap
-#                       ensemble (+compile at k=8), k 1,4,8
-#   train_procs    40   bench_train.py --device cuda, group vs separate processes, paper size, fp32, k 1,4, 300 steps
-#                       per seed (last: it gets what is left of the budget)
+#   train_inproc  100   bench_train.py --device cuda, paper size: agent loop (+compile at k=1), the vectorised
+#                       group's update (stacked) and the vmap ensemble (+compile at k=8), k 1,4,8
+#   train_procs    40   bench_train.py --device cuda, solo group (exact), separate processes and the vectorised
+#                       group, paper size, fp32, k 1,4, 300 steps per seed (last: it gets what is left of the budget)
 
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -151,10 +151,10 @@ fi
 
 # --- 4. training throughput of seed groups
 if [ "$MODE" = cuda ]; then
-    run_part train_inproc 100 "$PY" bench/bench_train.py --device cuda --modes agent_loop,vmap \
+    run_part train_inproc 100 "$PY" bench/bench_train.py --device cuda --modes agent_loop,stacked,vmap \
         --sizes paper --precisions fp32 --ks 1,4,8 --steps 300 --vmap-steps 300 --threads 4 \
         --json "$PARTS/train_inproc.json"
-    run_part train_procs 40 "$PY" bench/bench_train.py --device cuda --modes group,separate --sizes paper \
+    run_part train_procs 40 "$PY" bench/bench_train.py --device cuda --modes group,separate,vectorised --sizes paper \
         --precisions fp32 --ks 1,4 --steps 300 --cores "$(nproc)" --timeout 35 \
         --json "$PARTS/train_procs.json"
 else

@@ -157,3 +157,28 @@ def test_bf16_autocast_on_cuda_keeps_fp32_weights_and_the_fp32_loss():
         losses[precision] = float(agent.update(batch)["actor/loss"])
         assert all(p.dtype == torch.float32 for p in agent.parameters())
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05) and losses["bf16"] != losses["fp32"]
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_every_method_trains_vectorised_on_cuda_as_its_solo_cuda_update_to_rounding(name, tiny_navigate_data):
+    """A vectorised group of 3 on CUDA (cfgrl.core.vectorised) draws each member's noise from its own CUDA
+    generator as its solo update does, and its parameters stay within float rounding of the solo CUDA runs."""
+    from cfgrl.core.vectorised import StackedAgents
+
+    cls = method_class(name)
+    config = small_config(cls)
+    batch, *dims = method_batch(cls, config, tiny_navigate_data)
+    batch = {k: v.to(CUDA) for k, v in batch.items()}
+    solo = [cls(config, *dims, CUDA, s) for s in range(3)]
+    group = StackedAgents([cls(config, *dims, CUDA, s) for s in range(3)])
+    for _ in range(3):
+        for agent in solo:
+            agent.update(batch)
+        infos = group.update([batch] * 3)
+    assert all(v.device.type == "cuda" for info in infos for v in info.values())
+    for a, b in zip(solo, group.agents, strict=True):
+        assert torch.equal(a.generator.get_state(), b.generator.get_state())
+        sa, sb = a.state_dict(), b.state_dict()
+        for key in sa:
+            assert sb[key].device.type == "cuda"
+            torch.testing.assert_close(sb[key], sa[key], rtol=1e-4, atol=1e-4, msg=key)

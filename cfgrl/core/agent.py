@@ -99,6 +99,16 @@ class TrainConfig:
         return _merged(cls, "RANGES")
 
 
+def adamw(params: list[torch.Tensor], config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW over `params` with the config's lr and weight decay: the fused kernel where supported, else foreach on
+    CUDA and the per-tensor loop on CPU (the choice `Agent.make_optimizer` documents)."""
+    try:
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay,
+                                 foreach=device.type == "cuda")
+
+
 class Agent(nn.Module):
     """The interface every method implements, and the parts they share.
 
@@ -165,13 +175,8 @@ class Agent(nn.Module):
         where unsupported. AdamW is elementwise: splitting the parameters over several optimisers changes no
         number."""
         skip = {id(p) for p in exclude.parameters()} if exclude is not None else set()
-        params = [p for p in self.parameters() if p.requires_grad and id(p) not in skip]
-        cfg = self.config
-        try:
-            self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
-        except (RuntimeError, TypeError, ValueError):
-            self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                               foreach=self.device.type == "cuda")
+        self.optimizer = adamw([p for p in self.parameters() if p.requires_grad and id(p) not in skip], self.config,
+                               self.device)
 
     def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -6,7 +6,11 @@ stream, so a member's parameters are bit for bit those of the same seed trained 
 `train.share_critic`, the IQL-critic entries of an env that train their critics alike (AWR at two temperatures and
 CFGRL, say) train in one job, each seed's entries on one critic: one batch, the critic's losses once, each actor's
 own loss (cfgrl.core.iql.shared_critic_update); every entry still ends bit for bit as trained alone (tested), at a
-fraction of the cost, since the critic is most of an IQL agent's update.
+fraction of the cost, since the critic is most of an IQL agent's update. With `train.seed_group_mode: vectorised`
+the members of a group are one batched computation instead (cfgrl.core.vectorised.StackedAgents: stacked
+parameters, one vmap of the loss's gradient, one AdamW over the stack), each with its own data stream, init and
+noise as in exact mode; its numbers agree with the solo run's to rounding, not bit for bit, and do not depend on
+the group's size (tested). It resumes exactly as exact mode does, from the same per-member checkpoints.
 
 Outputs in each seed's `out_dir`: `model.pt` (networks + config + provenance), `metrics.csv` and `grad_norms.npz`
 (the per-sample actor-gradient norms of one batch, empty for methods without them), and `snapshots/step<N>.pt` every
@@ -38,6 +42,7 @@ import torch
 from cfgrl.core.agent import Agent
 from cfgrl.core.iql import shared_critic_update
 from cfgrl.core.nets import pick_device
+from cfgrl.core.vectorised import StackedAgents
 from cfgrl.data.layout import DataError
 from cfgrl.data.samplers import BatchRequest, GoalSampler
 from cfgrl.envs.registry import EnvInfo
@@ -69,7 +74,20 @@ def make_sampler(env: EnvInfo, data_path: str | Path, agent_class: type[Agent], 
 
 
 def _save(path: Path, obj: Any) -> None:
-    atomic_write(path, lambda f: torch.save(obj, f))
+    atomic_write(path, lambda f: torch.save(_own_storage(obj), f))
+
+
+def _own_storage(obj: Any) -> Any:
+    """obj with every tensor that is a view into a larger storage cloned (a vectorised member's parameters are
+    slices of the group's stack, and torch.save writes a view's whole storage)."""
+    if isinstance(obj, torch.Tensor):
+        whole = obj.untyped_storage().nbytes()
+        return obj.clone() if whole > obj.numel() * obj.element_size() else obj
+    if isinstance(obj, dict):
+        return {k: _own_storage(v) for k, v in obj.items()}
+    if type(obj) in (list, tuple):
+        return type(obj)(_own_storage(v) for v in obj)
+    return obj
 
 
 def _to_tensors(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
@@ -173,18 +191,24 @@ def train_group(spec: Spec, method: str, env: str, seeds: Sequence[int], data_pa
 
 def train_job(spec: Spec, methods: Sequence[str], env: str, seeds: Sequence[int], data_path: str | Path,
               out_dirs: Mapping[tuple[str, int], str | Path], threads: int | None = None,
-              stop_after: int | None = None, share_critic: bool | None = None) -> dict[tuple[str, int], dict[str, Any]]:
+              stop_after: int | None = None, share_critic: bool | None = None, seed_group_mode: str | None = None
+              ) -> dict[tuple[str, int], dict[str, Any]]:
     """Train the spec's method entries `methods` on `env`'s dataset for each seed in one process (out_dirs: one
     per (entry, seed)), the members stepped in turn. With `share_critic` (the spec's `train.share_critic` by
     default) the entries of a seed train on one IQL critic, one batch and one backward pass per step
     (cfgrl.core.iql.shared_critic_update; they must train their critics alike: `critic_group_problem`); each
-    entry's numbers stay those of its solo run. `stop_after` ends early after writing a checkpoint (tests of
-    resumption)."""
+    entry's numbers stay those of its solo run. With `seed_group_mode` 'vectorised' (the spec's
+    `train.seed_group_mode` by default) the seeds of one entry step as one batched update (StackedAgents).
+    `stop_after` ends early after writing a checkpoint (tests of resumption)."""
     entries = [spec.methods[m] for m in methods]
     share = (spec.share_critic if share_critic is None else share_critic) and len(entries) > 1
     problem = critic_group_problem(entries) if share else None
     if problem:
         raise ValueError(f"entries {', '.join(methods)} cannot share a critic: {problem}")
+    mode = seed_group_mode or spec.seed_group_mode
+    if mode == "vectorised" and len(entries) > 1:
+        raise ValueError(f"entries {', '.join(methods)}: a vectorised job trains the seeds of one entry")
+    mode = mode if len(seeds) > 1 else "exact"  # one seed: nothing to batch, the solo update
     first = entries[0].config
     device = pick_device(first.device)
     torch.set_num_threads(threads or spec.train_threads)
@@ -198,7 +222,8 @@ def train_job(spec: Spec, methods: Sequence[str], env: str, seeds: Sequence[int]
     obs_dim, action_dim = sampler.observations.shape[1], sampler.actions.shape[1]
     goal_dim = sampler.goal_source.shape[1] if isinstance(sampler, GoalSampler) else 0
     hashes: dict[str, str] = {}  # the data file's hash, computed once for every model file of the job
-    saves = {m: _ModelSaver(spec, m, env, spec.methods[m], data_path, device, obs_dim, action_dim, goal_dim, hashes)
+    saves = {m: _ModelSaver(spec, m, env, spec.methods[m], data_path, device, obs_dim, action_dim, goal_dim, hashes,
+                            group={"mode": mode, "seeds": list(seeds)})
              for m in methods}
     groups: list[list[_Member]] = []  # members stepped together on one batch: a seed's entries on a shared critic
     for seed in seeds:
@@ -228,10 +253,20 @@ def train_job(spec: Spec, methods: Sequence[str], env: str, seeds: Sequence[int]
                    desc=f"{','.join(methods)} {env} seeds {list(seeds)}", unit="step")
     for m in members:
         m.agent.train()
-    # the members of a seed step together: one batch; one update each (in turn), or one on the shared critic
+    stacks: dict[int, StackedAgents] = {}  # vectorised: id(group) -> its stack
+    if mode == "vectorised":
+        groups = _stack_by_step(members, stacks)
+    # the members of a group step together: one batch, one update each (in turn) or one on the shared critic;
+    # a vectorised group: a batch per member, one batched update
     active = [group for group in groups if group[0].agent.step < group[0].config.steps]
     while active:
         for group in active:
+            stack = stacks.get(id(group))
+            if stack is not None:
+                infos = stack.update([_to_tensors(sampler.sample(m.config.batch_size, m.rng), device) for m in group])
+                for m, step_info in zip(group, infos, strict=True):
+                    _after_update(m, step_info, val_sampler, device, saves[m.label], quiet=show_bar)
+                continue
             batch = _to_tensors(sampler.sample(group[0].config.batch_size, group[0].rng), device)
             if len(group) > 1:
                 infos = shared_critic_update([m.agent for m in group], batch)  # type: ignore[arg-type]
@@ -254,6 +289,18 @@ def train_job(spec: Spec, methods: Sequence[str], env: str, seeds: Sequence[int]
         _check_finite(m)
         out[(m.label, m.seed)] = _finish(m, sampler, device, saves[m.label])
     return out
+
+
+def _stack_by_step(members: list[_Member], stacks: dict[int, StackedAgents]) -> list[list[_Member]]:
+    """A vectorised job's groups: the members at one step (all of them, unless a kill fell between two members'
+    checkpoints) as one stack each, registered in `stacks` under id(group)."""
+    by_step: dict[int, list[_Member]] = {}
+    for m in members:
+        by_step.setdefault(m.agent.step, []).append(m)
+    groups = list(by_step.values())
+    for group in groups:
+        stacks[id(group)] = StackedAgents([m.agent for m in group])
+    return groups
 
 
 def _after_update(m: _Member, info: dict[str, torch.Tensor], val_sampler: Any, device: torch.device,
@@ -313,8 +360,10 @@ class _ModelSaver:
     """Writes a member's networks, config and provenance (model.pt, snapshots); the data hash computed once."""
 
     def __init__(self, spec: Spec, method: str, env: str, entry: Any, data_path: str | Path, device: torch.device,
-                 obs_dim: int, action_dim: int, goal_dim: int, hashes: dict[str, str] | None = None) -> None:
+                 obs_dim: int, action_dim: int, goal_dim: int, hashes: dict[str, str] | None = None,
+                 group: dict[str, Any] | None = None) -> None:
         self.spec, self.method, self.env, self.entry, self.data_path = spec, method, env, entry, data_path
+        self.group = group or {"mode": "exact"}  # the seed group the member trained in (provenance)
         self.device, self.dims = device, {"obs_dim": obs_dim, "action_dim": action_dim, "goal_dim": goal_dim}
         self._hashes = {} if hashes is None else hashes  # shared by the savers of one job
 
@@ -323,7 +372,7 @@ class _ModelSaver:
             self._hashes["data"] = data_hash(self.data_path)
         meta = provenance(self.spec, method=self.method, env=self.env, seed=m.seed, device=str(self.device),
                           steps=m.agent.step, data=str(self.data_path), data_sha256=self._hashes["data"],
-                          torch_threads=torch.get_num_threads())
+                          torch_threads=torch.get_num_threads(), seed_group=self.group)
         _save(path, {"method": self.entry.registry, "label": self.method, "config": asdict(self.entry.config),
                      **self.dims, "networks": m.agent.state_dict(), "provenance": meta})
 

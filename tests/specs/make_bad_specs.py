@@ -190,6 +190,13 @@ case("train_gpus_negative", "train.gpus", "must be at least 0", put(["train"], {
 case("train_seed_group_zero", "train.seed_group", "must be at least 1", put(["train"], {"seed_group": 0}))
 case("train_share_critic_not_a_boolean", "train.share_critic", "must be true or false",
      put(["train"], {"share_critic": "yes"}))
+case("train_seed_group_mode_batched", "train.seed_group_mode", "must be one of exact, vectorised, got 'batched'",
+     put(["train"], {"seed_group_mode": "batched"}))
+case("train_vectorised_in_bf16", "methods.gcbc.config.precision", "'bf16' does not train with",
+     lambda spec: (spec.setdefault("train", {}).update(seed_group_mode="vectorised"),
+                   spec["methods"]["gcbc"]["config"].update(precision="bf16")))
+case("train_vectorised_with_shared_critic", "train.seed_group_mode", "does not combine with share_critic",
+     put(["train"], {"seed_group_mode": "vectorised", "share_critic": True}))
 case("too_many_cells", "limits.max_cells", "the spec plans 16 evaluation cells, more than the cap of 10",
      put(["limits"], {"max_cells": 10}))
 print(len(list(OUT.glob("*.yaml"))), "broken specs")

@@ -44,9 +44,11 @@ DEFAULTS: dict[str, Any] = {
     # threads, and above 1 as many simulator processes, one per cell at most)
     # at_steps: training steps whose snapshots are evaluated too (learning curves), beside the final model
     "eval": {"seed": 10_000, "validation_seed": 20_000, "threads": 1, "at_steps": []},
-    # torch threads per training job; seeds trained per job (one process, members stepped in turn); metric sinks;
-    # share_critic: IQL-critic entries of an env whose critics train alike train in one job on one critic per seed
-    "train": {"threads": 1, "seed_group": 1, "logging": ["csv"], "gpus": 0, "share_critic": False},
+    # torch threads per training job; seeds trained per job (one process); seed_group_mode: 'exact' (members
+    # stepped in turn, each bit for bit its solo run) or 'vectorised' (one batched update of all members); metric
+    # sinks; share_critic: IQL-critic entries of an env whose critics train alike train in one job on one critic
+    "train": {"threads": 1, "seed_group": 1, "seed_group_mode": "exact", "logging": ["csv"], "gpus": 0,
+              "share_critic": False},
     # figure_formats: the files each figure is written as (png always: report.md shows the PNGs)
     "analysis": {"ci": 0.95, "bootstrap_resamples": 10_000, "bootstrap_seed": 0, "figure_formats": ["png", "pdf"]},
     "limits": {"max_cells": 20_000},  # evaluation cells a spec may plan (raise it explicitly for bigger grids)
@@ -229,6 +231,15 @@ def _build(raw: dict[str, Any], path: Path) -> Spec:
         swept.update(dict.fromkeys(built.entries, sweep_name))
         sweeps[sweep_name] = built
     check_at_steps(eval_settings.at_steps, methods)
+    if given["train"]["seed_group_mode"] == "vectorised" and given["train"]["share_critic"]:
+        raise FieldError("train.seed_group_mode", "'vectorised' does not combine with share_critic: true (a shared "
+                          "critic's job steps several entries per seed); use one or the other")
+    if given["train"]["seed_group_mode"] == "vectorised":
+        for label, entry in methods.items():
+            if entry.config.precision != "fp32":
+                raise FieldError(f"methods.{label}.config.precision", f"'{entry.config.precision}' does not train "
+                                  "with train.seed_group_mode: vectorised (autocast inside vmap fails in the "
+                                  "backward pass); use fp32 or seed_group_mode: exact")
     logging = tuple(dict.fromkeys(["csv", *given["train"]["logging"]]))
     if "tensorboard" in logging:
         try:
@@ -239,6 +250,7 @@ def _build(raw: dict[str, Any], path: Path) -> Spec:
     spec = Spec(name=name, path=str(path), hash=spec_hash(raw), seeds=seeds, envs=types.MappingProxyType(envs),
                 methods=types.MappingProxyType(methods), sweeps=types.MappingProxyType(sweeps), eval=eval_settings,
                 train_threads=int(given["train"]["threads"]), seed_group=int(given["train"]["seed_group"]),
+                seed_group_mode=str(given["train"]["seed_group_mode"]),
                 share_critic=bool(given["train"]["share_critic"]),
                 train_gpus=int(given["train"]["gpus"]), train_logging=logging, analysis=analysis,
                 max_cells=int(given["limits"]["max_cells"]),

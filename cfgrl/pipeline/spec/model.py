@@ -133,6 +133,7 @@ class Spec:
     eval: EvalSettings
     train_threads: int
     seed_group: int  # seeds of one (method, env) trained in one process
+    seed_group_mode: str  # 'exact' (members stepped in turn) or 'vectorised' (cfgrl.core.vectorised)
     share_critic: bool  # IQL entries of an env whose critics train alike share one critic per seed (one job)
     train_gpus: int  # GPUs each training job asks for (Snakemake resource `gpu`: sbatch --gpus under SLURM)
     train_logging: tuple[str, ...]  # metric sinks: 'csv' (always) and optionally 'tensorboard'
