@@ -5,7 +5,15 @@ import re
 import sys
 from pathlib import Path
 
+# importing cfgrl applies CFGRL_CPU_KERNELS: a bad value stops here, in one line
+from cfgrl.cpu_kernels import SettingError, check_environment
 from cfgrl.pipeline.spec import SpecError, load_spec
+
+try:
+    check_environment()  # CFGRL_GELU too, before any job runs
+except SettingError as err:
+    sys.stderr.write(f"error: {err}\n")
+    sys.exit(1)
 
 DEFAULT_SPEC = (
     "specs/default.yaml"

@@ -29,6 +29,8 @@ from typing import Any
 
 MODE_VARIABLE = "CFGRL_CPU_KERNELS"
 MODES = ("portable", "native")
+GELU_VARIABLE = "CFGRL_GELU"  # the tanh-GELU kernel (cfgrl/core/fast_gelu.py): 'c' (default) or PyTorch's 'aten'
+GELU_KERNELS = ("c", "aten")
 # the variable each library reads when it loads -> the value that caps it at AVX2
 PORTABLE = {
     "OPENBLAS_CORETYPE": "Haswell",  # OpenBLAS (numpy's and scipy's): its AVX2 kernels (AMD Zen uses the same)
@@ -47,6 +49,29 @@ RECORDED_IF_SET = ("MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "ATEN_CPU_CAPABILITY")
 _STATE: dict[str, Any] = {}
 
 
+class SettingError(ValueError):
+    """A CFGRL_* environment variable holds a value it cannot take; the message names the variable."""
+
+
+def _choice(variable: str, allowed: tuple[str, ...], default: str) -> str:
+    value = os.environ.get(variable, default).strip().lower() or default
+    if value not in allowed:
+        raise SettingError(f"{variable}: must be one of {', '.join(allowed)}, got {os.environ[variable]!r}")
+    return value
+
+
+def requested_gelu() -> str:
+    """The GELU kernel CFGRL_GELU asks for: 'c' (default) or 'aten'; another value is a SettingError."""
+    return _choice(GELU_VARIABLE, GELU_KERNELS, "c")
+
+
+def check_environment() -> None:
+    """Both variables checked at once, before any job runs (the Snakefile and the CLI call it): a bad value is a
+    SettingError naming the variable."""
+    _choice(MODE_VARIABLE, MODES, "portable")
+    requested_gelu()
+
+
 def _cpu_has_avx2_and_fma() -> bool:
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return False
@@ -63,10 +88,8 @@ def _cpu_has_avx2_and_fma() -> bool:
 
 def pin() -> dict[str, Any]:
     """Set the caps of the mode CFGRL_CPU_KERNELS names (default portable) unless set already; returns `state()`.
-    A value other than portable or native is a ValueError naming the variable."""
-    mode = os.environ.get(MODE_VARIABLE, "portable").strip().lower() or "portable"
-    if mode not in MODES:
-        raise ValueError(f"{MODE_VARIABLE}: must be one of {', '.join(MODES)}, got {os.environ[MODE_VARIABLE]!r}")
+    A value other than portable or native is a SettingError naming the variable."""
+    mode = _choice(MODE_VARIABLE, MODES, "portable")
     applied = mode == "portable" and _cpu_has_avx2_and_fma()
     if applied:
         for name, value in PORTABLE.items():

@@ -14,6 +14,7 @@ import pytest
 
 from cfgrl import cpu_kernels
 from cfgrl.cpu_kernels import PORTABLE
+from tests.conftest import REPO
 
 PORTABLE_HERE = cpu_kernels._cpu_has_avx2_and_fma()
 PROBE = """
@@ -75,8 +76,25 @@ def test_an_unknown_mode_is_one_line_naming_the_variable():
     env = {**os.environ, cpu_kernels.MODE_VARIABLE: "fast"}
     out = subprocess.run([sys.executable, "-c", "import cfgrl"], env=env, capture_output=True, text=True)
     assert out.returncode != 0
-    assert out.stderr.strip().splitlines()[-1] == \
-        "ValueError: CFGRL_CPU_KERNELS: must be one of portable, native, got 'fast'"
+    assert out.stderr.strip().splitlines() == ["error: CFGRL_CPU_KERNELS: must be one of portable, native, got 'fast'"]
+    assert issubclass(cpu_kernels.SettingError, ValueError)
+
+
+@pytest.mark.parametrize("variable, message", [
+    ("CFGRL_CPU_KERNELS", "CFGRL_CPU_KERNELS: must be one of portable, native, got 'fast'"),
+    ("CFGRL_GELU", "CFGRL_GELU: must be one of c, aten, got 'fast'")])
+def test_a_bad_kernel_variable_stops_the_workflow_and_the_cli_in_one_line_before_any_job(tmp_path, variable,
+                                                                                        message):
+    env = {**os.environ, variable: "fast"}
+    plan = subprocess.run(["snakemake", "-n", "--cores", "1", "-s", str(REPO / "Snakefile"), "--directory",
+                           str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
+    # snakemake's own line about the profile may come first; then ours, and no traceback
+    assert plan.returncode == 1 and plan.stderr.strip().splitlines()[-1] == f"error: {message}", plan.stderr
+    assert "Traceback" not in plan.stderr
+    cli = subprocess.run([sys.executable, "-m", "cfgrl", "check-spec", str(REPO / "specs" / "default.yaml")],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 1 and cli.stderr.strip().splitlines() == [f"error: {message}"], cli.stderr
+    assert not (tmp_path / "results").exists()
 
 
 def test_this_test_process_runs_portable():

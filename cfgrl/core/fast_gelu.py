@@ -36,8 +36,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-KERNEL_VARIABLE = "CFGRL_GELU"
-KERNELS = ("c", "aten")
+from cfgrl import cpu_kernels
+
+KERNEL_VARIABLE = cpu_kernels.GELU_VARIABLE
+KERNELS = cpu_kernels.GELU_KERNELS
 SOURCE = Path(__file__).with_name("gelu_tanh.c")
 FLAGS = ("-O3", "-shared", "-fPIC", "-fno-math-errno", "-ffp-contract=off")
 ISA_NAMES = {2: "avx512f", 1: "avx2+fma", 0: "plain"}
@@ -45,11 +47,9 @@ _INT64 = ctypes.c_int64
 
 
 def requested_kernel() -> str:
-    """The kernel CFGRL_GELU asks for: 'c' (default) or 'aten'; another value is a ValueError naming the variable."""
-    value = os.environ.get(KERNEL_VARIABLE, "c").strip().lower() or "c"
-    if value not in KERNELS:
-        raise ValueError(f"{KERNEL_VARIABLE}: must be one of {', '.join(KERNELS)}, got {os.environ[KERNEL_VARIABLE]!r}")
-    return value
+    """The kernel CFGRL_GELU asks for: 'c' (default) or 'aten'; another value is a ValueError naming the variable
+    (cfgrl.cpu_kernels.SettingError; the Snakefile checks it before any job runs)."""
+    return cpu_kernels.requested_gelu()
 
 
 def cache_dir() -> Path:

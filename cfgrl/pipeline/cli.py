@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from cfgrl import cpu_kernels
 from cfgrl.pipeline.spec import EnvEntry, MethodEntry, Spec, load_spec
 
 
@@ -113,6 +114,10 @@ JOB_COMMANDS = ("data", "exorl-domain", "train", "evaluate")  # the DAG's jobs: 
 def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        cpu_kernels.check_environment()
+    except cpu_kernels.SettingError as err:
+        sys.exit(f"error: {err}")
     if argv[:1] == ["download"]:  # its own parser: download {ogbench NAME | exorl DOMAIN | url URL...}
         from cfgrl.data.download import main_download
 
