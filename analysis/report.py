@@ -626,7 +626,7 @@ def _write_report(spec: Spec, cells_path: str | Path, outdir: str | Path) -> Pat
     parts += _gradient_section(spec, outdir)
     parts += _steps_section(spec, cells, snapshots, outdir)
     parts += _curves_section(spec, outdir)
-    parts += provenance_section(cells)
+    parts += provenance_section(cells, outdir)
     parts += cost_section(outdir)
     parts += ["Files: `cells.csv` (one row per cell; `split` = test or validation), `stats.csv` (the test-split "
               f"tables), `figures/` ({', '.join(f.upper() for f in a.figure_formats)}).", ""]

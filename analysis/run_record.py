@@ -21,9 +21,19 @@ PROVENANCE_COLUMNS = {"data_sha256": "dataset hash (sha256 of the arrays, `cfgrl
                       "code_version": "code version"}
 
 
-def provenance_section(cells: pd.DataFrame) -> list[str]:
+def cell_file(path: str | Path, outdir: Path | None = None) -> Path:
+    """A cells.csv `path` (relative to the folder the workflow ran in, e.g. results/NAME/eval/...) as a file that
+    exists from here: as written, else the part from `eval/` on under `outdir` (the run's results folder)."""
+    p = Path(path)
+    if p.exists() or outdir is None or p.is_absolute() or "eval" not in p.parts:
+        return p
+    return outdir.joinpath(*p.parts[p.parts.index("eval"):])
+
+
+def provenance_section(cells: pd.DataFrame, outdir: Path | None = None) -> list[str]:
     """What produced the cells: per env the dataset hashes, and across cells the CPUs, installed-package sets and
-    code versions, each with its count of cells; a line of warning wherever one quantity has several values."""
+    code versions, each with its count of cells; a line of warning wherever one quantity has several values; the
+    package versions of the first cell's file (found under `outdir` when the report runs from elsewhere)."""
     parts = ["## Provenance", ""]
     if "data_sha256" in cells.columns:
         for env, group in cells.groupby("env"):
@@ -40,7 +50,7 @@ def provenance_section(cells: pd.DataFrame) -> list[str]:
         parts.append(f"- {what}: {text}.{warn}")
     if "path" in cells.columns and len(cells):
         try:
-            with open(cells["path"].iloc[0]) as f:
+            with open(cell_file(cells["path"].iloc[0], outdir)) as f:
                 packages = json.load(f)["provenance"].get("packages") or {}
             parts.append("- package versions (first cell): "
                          + ", ".join(f"{k} {v}" for k, v in packages.items() if v is not None) + ".")

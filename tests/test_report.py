@@ -106,3 +106,23 @@ def test_budget_rule_and_performance_vs_divergence_in_the_report(tmp_path):
     assert "| 4 | 1.000 |" in row  # n seeds and the data distance 0.5 + 0.05 * 10
     row = next(line for line in section.splitlines() if line.startswith("| cheetah-run | cfgrl | 3 |"))
     assert "| 4 | 0.800 | 0.300 | 0.90 |" in row
+
+
+def test_the_package_versions_line_finds_the_first_cell_from_another_folder(tmp_path, monkeypatch):
+    """cells.csv paths are relative to the folder the workflow ran in; the report finds the cell under its
+    results folder when it runs from elsewhere."""
+    import json
+
+    import pandas as pd
+
+    from analysis.run_record import provenance_section
+
+    outdir = tmp_path / "run" / "results" / "demo"
+    cell = outdir / "eval" / "test" / "gcbc" / "env" / "seed0" / "wnone.json"
+    cell.parent.mkdir(parents=True)
+    cell.write_text(json.dumps({"provenance": {"packages": {"torch": "2.13.0", "numpy": "2.3.1"}}}))
+    cells = pd.DataFrame({"env": ["env"], "path": ["results/demo/eval/test/gcbc/env/seed0/wnone.json"]})
+    monkeypatch.chdir(tmp_path)  # not the folder the workflow ran in
+    line = [p for p in provenance_section(cells, outdir) if "package versions" in p]
+    assert line == ["- package versions (first cell): torch 2.13.0, numpy 2.3.1."]
+    assert not [p for p in provenance_section(cells) if "package versions" in p]  # without the folder: not found
