@@ -64,6 +64,11 @@ def _last(table: pd.DataFrame, column: str) -> float:
     return float(pd.to_numeric(table[column], errors="coerce").iloc[-1]) if column in table else float("nan")
 
 
+def seconds(x: float) -> str:
+    """Seconds for the cost table: whole seconds from 10 s on, one decimal below (a sub-second job is not '0')."""
+    return f"{x:.0f}" if not x < 10 else f"{x:.1f}"
+
+
 def cost_section(outdir: Path) -> list[str]:
     """What the run cost: per kind of job and per method entry, the number of jobs, their wall time and CPU time
     (sums) and the peak resident memory. Wall time from Snakemake's benchmark files; CPU time from the
@@ -94,11 +99,11 @@ def cost_section(outdir: Path) -> list[str]:
     def table(groups: list[str]) -> list[list[str]]:
         g = t.groupby(groups, sort=True).agg(jobs=("wall_s", "size"), wall=("wall_s", "sum"), cpu=("cpu_s", "sum"),
                                              rss=("max_rss_mb", "max")).reset_index()
-        return [[*(str(r[c]) for c in groups), str(int(r.jobs)), f"{r.wall:.0f}", f"{r.cpu:.0f}", f"{r.rss:.0f}"]
+        return [[*(str(r[c]) for c in groups), str(int(r.jobs)), seconds(r.wall), seconds(r.cpu), f"{r.rss:.0f}"]
                 for _, r in g.iterrows()]
 
     head = ["jobs", "wall s (sum)", "CPU s (sum)", "peak RSS (MB)"]
-    total = [["all", str(len(t)), f"{t['wall_s'].sum():.0f}", f"{t['cpu_s'].sum():.0f}",
+    total = [["all", str(len(t)), seconds(t["wall_s"].sum()), seconds(t["cpu_s"].sum()),
               f"{t['max_rss_mb'].max():.0f}"]]
     per_method = t[t["method"] != ""]
     own = int(t["cpu_from_job"].sum())

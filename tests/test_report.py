@@ -126,3 +126,10 @@ def test_the_package_versions_line_finds_the_first_cell_from_another_folder(tmp_
     line = [p for p in provenance_section(cells, outdir) if "package versions" in p]
     assert line == ["- package versions (first cell): torch 2.13.0, numpy 2.3.1."]
     assert not [p for p in provenance_section(cells) if "package versions" in p]  # without the folder: not found
+
+
+def test_cost_table_seconds_keep_a_decimal_below_ten():
+    from analysis.run_record import seconds
+
+    assert [seconds(x) for x in (0.04, 0.26, 9.94, 10.2, 1234.5)] == ["0.0", "0.3", "9.9", "10", "1234"]
+    assert seconds(float("nan")) == "nan"
