@@ -3,8 +3,9 @@
 The members' parameters are stacked along a new leading dimension (K, ...), and each agent's own parameters become
 views of its slice, so everything that reads an agent (acting, validation losses, state dicts, checkpoints) sees
 its current values without a copy. One update is one `torch.func.vmap` of `grad(loss)` over the stack (the
-members' batches stacked to (K, B, ...)), then one AdamW step over the stacked tensors (elementwise, so it is each
-member's own AdamW).
+members' batches stacked to (K, B, ...)), then one fused AdamW step over the members' own parameter tensors (each
+stepped as its solo optimiser steps it: stepping the stacked tensors instead rounded a member's last elements
+differently with K, since the kernel's vector tail moves).
 
 Randomness stays per member: a loss draws its flow noise, times and dropout from the agent's generator
 (`Agent.loss(batch, generator)`), and a draw inside vmap cannot come from K generators. So the draws are planned
@@ -32,6 +33,7 @@ from cfgrl.core.agent import Agent, adamw
 
 # the random functions a loss may call with generator=..., each (func, its positional arguments) recorded by the plan
 PLANNED_DRAWS = (torch.randn, torch.rand, torch.randint)
+Draw = tuple[Any, tuple[Any, ...], dict[str, Any]]  # (func, args, kwargs without the generator) of one planned draw
 
 
 class VectorisationError(RuntimeError):
@@ -43,7 +45,7 @@ class _Recorder(TorchFunctionMode):
 
     def __init__(self) -> None:
         super().__init__()
-        self.draws: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
+        self.draws: list[Draw] = []
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
@@ -57,7 +59,7 @@ class _Recorder(TorchFunctionMode):
 class _Replayer(TorchFunctionMode):
     """Inside vmap: answers the loss's planned draws, in order, with the members' pre-drawn tensors."""
 
-    def __init__(self, plan: list[tuple[Any, tuple[Any, ...], dict[str, Any]]], drawn: Sequence[torch.Tensor]) -> None:
+    def __init__(self, plan: list[Draw], drawn: Sequence[torch.Tensor]) -> None:
         super().__init__()
         self.plan, self.drawn, self.next = plan, drawn, 0
 
@@ -121,13 +123,16 @@ class StackedAgents:
         members = [[own[n] for n in self.trainable] for own in self.own]
         self.optimizer = adamw([q for mine in members for q in mine], self.config, first.device)
         for a, mine in zip(agents, members, strict=True):
-            assert a.optimizer is not None and list(a.optimizer.param_groups[0]["params"]) == mine, \
-                "a member's optimiser must step exactly its trainable parameters"
+            solo = a.optimizer
+            params = solo.param_groups[0]["params"] if solo is not None else []
+            if solo is None or len(params) != len(mine) or any(p is not q for p, q in zip(params, mine, strict=False)):
+                raise VectorisationError(f"{type(a).__name__}'s optimiser does not step exactly its trainable "
+                                         "parameters (a shared critic?); a vectorised group cannot step it")
             for q in mine:  # one state entry per parameter, seen by both optimisers (a resumed member's included)
-                self.optimizer.state[q] = a.optimizer.state[q]
+                self.optimizer.state[q] = solo.state[q]
         self._loss = _Loss(first)
-        self._current_plan: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
-        self._plans: dict[tuple[Any, ...], list[tuple[Any, tuple[Any, ...], dict[str, Any]]]] = {}
+        self._current_plan: list[Draw] = []
+        self._plans: dict[tuple[Any, ...], list[Draw]] = {}
         self._step = vmap(grad_and_value(self._member_loss, has_aux=True), randomness="error")
 
     def __len__(self) -> int:
@@ -143,7 +148,7 @@ class StackedAgents:
             loss, info = functional_call(self._loss, params, (batch, self.agents[0].generator), strict=True)
         return loss.float(), info
 
-    def plan(self, batch: dict[str, torch.Tensor]) -> list[tuple[Any, tuple[Any, ...], dict[str, Any]]]:
+    def plan(self, batch: dict[str, torch.Tensor]) -> list[Draw]:
         """The loss's random draws for a member batch of these shapes (recorded once per shape on a throwaway
         generator, on member 0's parameters, without gradients)."""
         key = tuple((k, tuple(v.shape), v.dtype) for k, v in batch.items())
