@@ -177,3 +177,14 @@ def test_a_loss_that_leaves_the_plan_is_refused(shape_from_data):
     with pytest.raises(VectorisationError, match="cannot train vectorised"):
         for _ in range(2):
             group.update([batch, batch])
+
+
+def test_a_member_whose_optimiser_leaves_out_parameters_is_refused(tiny_navigate_data):
+    """A shared critic's follower steps only its own networks; a vectorised group cannot step it."""
+    cls = METHODS["cfgrl"]
+    config = small_config(cls)
+    _, *dims = method_batch(cls, config, tiny_navigate_data)
+    agents = _members(cls, config, dims, (0, 1))
+    agents[1].make_optimizer(exclude=agents[1].critic)
+    with pytest.raises(VectorisationError, match="does not step exactly its trainable parameters"):
+        StackedAgents(agents)
