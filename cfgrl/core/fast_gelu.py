@@ -38,8 +38,6 @@ from torch.nn import functional as F
 
 from cfgrl import cpu_kernels
 
-KERNEL_VARIABLE = cpu_kernels.GELU_VARIABLE
-KERNELS = cpu_kernels.GELU_KERNELS
 SOURCE = Path(__file__).with_name("gelu_tanh.c")
 FLAGS = ("-O3", "-shared", "-fPIC", "-fno-math-errno", "-ffp-contract=off")
 ISA_NAMES = {2: "avx512f", 1: "avx2+fma", 0: "plain"}
@@ -101,7 +99,7 @@ def load_library(path: Path) -> ctypes.CDLL:
 def _loaded() -> tuple[ctypes.CDLL | None, dict[str, Any]]:
     """(the library or None, the state record), once per process."""
     if requested_kernel() == "aten":
-        return None, {"kernel": "aten", "reason": f"{KERNEL_VARIABLE}=aten"}
+        return None, {"kernel": "aten", "reason": f"{cpu_kernels.GELU_VARIABLE}=aten"}
     try:
         path = compile_library(cache_dir())
     except (OSError, subprocess.SubprocessError) as err:

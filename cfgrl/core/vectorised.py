@@ -130,13 +130,13 @@ class StackedAgents:
                                          "parameters (a shared critic?); a vectorised group cannot step it")
             for q in mine:  # one state entry per parameter, seen by both optimisers (a resumed member's included)
                 self.optimizer.state[q] = solo.state[q]
+        # the vmapped function's parameter inputs, fixed for the group's life (the stacked tensors change in place)
+        self._trainable = {n: self.stacked[n] for n in self.trainable}
+        self._frozen = {**{n: t for n, t in self.stacked.items() if n not in self._trainable}, **self.buffers}
         self._loss = _Loss(first)
         self._current_plan: list[Draw] = []
         self._plans: dict[tuple[Any, ...], list[Draw]] = {}
         self._step = vmap(grad_and_value(self._member_loss, has_aux=True), randomness="error")
-
-    def __len__(self) -> int:
-        return len(self.agents)
 
     def _member_loss(self, trainable: dict[str, torch.Tensor], frozen: dict[str, torch.Tensor],
                      batch: dict[str, torch.Tensor], drawn: list[torch.Tensor]
@@ -165,15 +165,13 @@ class StackedAgents:
         if len(batches) != len(self.agents):
             raise ValueError(f"{len(batches)} batches for {len(self.agents)} members")
         stacked_batch = {k: torch.stack([b[k] for b in batches]) for k in batches[0]}
-        trainable = {n: self.stacked[n] for n in self.trainable}
-        frozen = {**{n: t for n, t in self.stacked.items() if n not in trainable}, **self.buffers}
         try:
             plan = self.plan(batches[0])
             # each member's draws from its own generator, in its solo update's order
             drawn = [torch.stack([func(*args, **kwargs, generator=a.generator) for a in self.agents])
                      for func, args, kwargs in plan]
             self._current_plan = plan
-            grads, (_, info) = self._step(trainable, frozen, stacked_batch, drawn)
+            grads, (_, info) = self._step(self._trainable, self._frozen, stacked_batch, drawn)
         except RuntimeError as err:
             if isinstance(err, VectorisationError) or "vmap" in str(err) or "Batching rule" in str(err):
                 raise VectorisationError(f"{type(self.agents[0]).__name__} cannot train vectorised: "

@@ -8,9 +8,9 @@ CFGRL, say) train in one job, each seed's entries on one critic: one batch, the 
 own loss (cfgrl.core.iql.shared_critic_update); every entry still ends bit for bit as trained alone (tested), at a
 fraction of the cost, since the critic is most of an IQL agent's update. With `train.seed_group_mode: vectorised`
 the members of a group are one batched computation instead (cfgrl.core.vectorised.StackedAgents: stacked
-parameters, one vmap of the loss's gradient, one AdamW over the stack), each with its own data stream, init and
-noise as in exact mode; its numbers agree with the solo run's to rounding, not bit for bit, and do not depend on
-the group's size (tested). It resumes exactly as exact mode does, from the same per-member checkpoints.
+parameters, one vmap of the loss's gradient, one AdamW over the members' own tensors), each with its own data,
+init and noise as in exact mode; its numbers agree with the solo run's to rounding, not bit for bit, and do not
+depend on the group's size (tested). It resumes exactly as exact mode does, from the same per-member checkpoints.
 
 Outputs in each seed's `out_dir`: `model.pt` (networks + config + provenance), `metrics.csv` and `grad_norms.npz`
 (the per-sample actor-gradient norms of one batch, empty for methods without them), and `snapshots/step<N>.pt` every

@@ -231,10 +231,10 @@ def _build(raw: dict[str, Any], path: Path) -> Spec:
         swept.update(dict.fromkeys(built.entries, sweep_name))
         sweeps[sweep_name] = built
     check_at_steps(eval_settings.at_steps, methods)
-    if given["train"]["seed_group_mode"] == "vectorised" and given["train"]["share_critic"]:
-        raise FieldError("train.seed_group_mode", "'vectorised' does not combine with share_critic: true (a shared "
-                          "critic's job steps several entries per seed); use one or the other")
     if given["train"]["seed_group_mode"] == "vectorised":
+        if given["train"]["share_critic"]:
+            raise FieldError("train.seed_group_mode", "'vectorised' does not combine with share_critic: true (a "
+                              "shared critic's job steps several entries per seed); use one or the other")
         for label, entry in methods.items():
             if entry.config.precision != "fp32":
                 raise FieldError(f"methods.{label}.config.precision", f"'{entry.config.precision}' does not train "
